@@ -1,0 +1,47 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLogger } from '../../workers/log';
+import { startManagementPlane } from '../../workers/management-plane';
+import { freePort } from '../../workers/embedded/ports';
+import { sharedEnv } from '../helpers/env';
+
+async function probeIds(plane: Awaited<ReturnType<typeof startManagementPlane>>): Promise<string[]> {
+  const ids: string[] = [];
+  for await (const wf of plane.client.workflow.list({ query: `WorkflowType = 'planeProbe'` })) ids.push(wf.workflowId);
+  return ids.sort();
+}
+
+describe('the management plane (npm start)', () => {
+  const stateDir = mkdtempSync(join(tmpdir(), 'ironflow-plane-'));
+  afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
+
+  it('becomes ready through its own worker, and a restart keeps the workflows started before', async () => {
+    const log = createLogger({ name: 'plane-test', level: 'warn' });
+    const cfg = {
+      temporalNamespace: 'default',
+      kubeconfig: sharedEnv().kubeconfig,
+      stateDir,
+      temporalPort: await freePort(),
+      temporalUiPort: await freePort(),
+      kubeApiPort: await freePort(),
+      lab: false,
+      logLevel: 'warn',
+    };
+    const first = await startManagementPlane(cfg, log);
+    expect(first.summary.temporalEmbedded).toBe(true);
+    expect(first.summary.crds).toContain('baremetalhosts.metal3.io');
+    const before = await probeIds(first);
+    expect(before).toHaveLength(1);
+    await first.stop();
+
+    const second = await startManagementPlane(cfg, log);
+    try {
+      const after = await probeIds(second);
+      expect(after).toHaveLength(2);
+      expect(after).toEqual(expect.arrayContaining(before));
+    } finally {
+      await second.stop();
+    }
+  }, 120_000);
+});

@@ -1,0 +1,29 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** Absolute paths of the binaries `scripts/setup.sh` installed or built. */
+export interface ToolPaths {
+  temporal: string;
+  temporalTestServer: string;
+  kubeApiserver: string;
+  kubectl: string;
+  etcd: string;
+  openssl: string;
+}
+
+/** The repository root (where package.json is), from source or from dist/. */
+export const PROJECT_ROOT = resolve(__dirname, __dirname.includes(`${join('dist', 'workers')}`) ? '../../..' : '../..');
+
+/** Where local state lives: data, logs, kubeconfig. Git-ignored. */
+export const STATE_DIR = process.env.IRONFLOW_STATE_DIR ?? join(PROJECT_ROOT, '.ironflow');
+
+export function loadToolPaths(): ToolPaths {
+  const file = join(PROJECT_ROOT, '.ironflow', 'tools.json');
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch {
+    throw new Error(`${file} is missing: run \`npm run setup\` (or \`npm start\` / \`npm test\`, which run it) first`);
+  }
+  return JSON.parse(raw) as ToolPaths;
+}

@@ -1,0 +1,137 @@
+import { randomUUID } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import { KubeConfig } from '@kubernetes/client-node';
+import { PLANE_PROBE_WORKFLOW_PREFIX, TASK_QUEUES } from '../api/names';
+import type { PlaneProbeResult } from '../api/plane-probe';
+import { installCrds } from '../k8s-bridge/install-crds';
+import { statePaths, type PlaneConfig } from './config';
+import { startKubeApiserver, type KubeApiserver } from './embedded/kube-apiserver';
+import { startTemporalDevServer, type TemporalDevServer } from './embedded/temporal-dev-server';
+import { loadToolPaths } from './embedded/tools';
+import { bundleWorkflows, createLifecycleWorker } from './lifecycle-worker';
+import type { Logger } from './log';
+
+/** What a running plane tells its operator. */
+export interface PlaneSummary {
+  temporalAddress: string;
+  temporalNamespace: string;
+  temporalUi?: string;
+  temporalEmbedded: boolean;
+  kubeServer: string;
+  kubeconfig?: string;
+  kubeEmbedded: boolean;
+  crds: string[];
+  taskQueue: string;
+  bridge: string;
+  lab: string;
+  logs: string;
+}
+
+export interface ManagementPlane {
+  summary: PlaneSummary;
+  client: Client;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the parts of the management plane in dependency order and, on stop,
+ * tears them down in reverse: worker (finishing in-flight tasks) before
+ * Temporal, kube-apiserver before etcd. "Ready" means a probe workflow went
+ * through this plane's own worker.
+ */
+export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promise<ManagementPlane> {
+  const paths = statePaths(cfg.stateDir);
+  mkdirSync(paths.logs, { recursive: true });
+  mkdirSync(paths.data, { recursive: true });
+  const undo: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const f of undo.reverse()) await f().catch((err: unknown) => log.error({ err }, 'stop step failed'));
+    undo.length = 0;
+  };
+
+  try {
+    const needsTools = !cfg.temporalAddress || !cfg.kubeconfig;
+    const tools = needsTools ? loadToolPaths() : undefined;
+
+    let temporal: TemporalDevServer | undefined;
+    if (!cfg.temporalAddress && tools) {
+      log.info({ db: paths.temporalDb }, 'starting embedded Temporal dev server');
+      temporal = await startTemporalDevServer({
+        binary: tools.temporal,
+        dbFile: paths.temporalDb,
+        port: cfg.temporalPort,
+        uiPort: cfg.temporalUiPort,
+        namespace: cfg.temporalNamespace,
+        logDir: paths.logs,
+      });
+      undo.push(() => temporal!.stop());
+    }
+    const temporalAddress = cfg.temporalAddress ?? temporal!.address;
+
+    let kube: KubeApiserver | undefined;
+    if (!cfg.kubeconfig && tools) {
+      log.info({ data: paths.kubeData }, 'starting embedded kube-apiserver and etcd');
+      kube = await startKubeApiserver({
+        kubeApiserverBinary: tools.kubeApiserver,
+        etcdBinary: tools.etcd,
+        dataDir: paths.kubeData,
+        logDir: paths.logs,
+        kubeconfigPath: paths.kubeconfig,
+        apiPort: cfg.kubeApiPort,
+        etcdPort: cfg.kubeApiPort + 10000 <= 65535 ? cfg.kubeApiPort + 10000 : undefined,
+        etcdPeerPort: cfg.kubeApiPort + 10001 <= 65535 ? cfg.kubeApiPort + 10001 : undefined,
+      });
+      undo.push(() => kube!.stop());
+    }
+    const kc = new KubeConfig();
+    if (kube) kc.loadFromFile(kube.kubeconfigPath);
+    else if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
+    const crds = await installCrds(kc);
+    log.info({ crds }, 'CRDs installed');
+
+    const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+    undo.push(() => nativeConnection.close());
+    const connection = await Connection.connect({ address: temporalAddress });
+    undo.push(() => connection.close());
+    const client = new Client({ connection, namespace: cfg.temporalNamespace });
+
+    const workflowBundle = await bundleWorkflows();
+    const worker: Worker = await createLifecycleWorker({ connection: nativeConnection, namespace: cfg.temporalNamespace, workflowBundle });
+    const running = worker.run();
+    undo.push(async () => {
+      worker.shutdown();
+      await running;
+    });
+    running.catch((err: unknown) => log.error({ err }, 'lifecycle worker stopped with an error'));
+
+    const nonce = randomUUID();
+    const probe: PlaneProbeResult = await client.workflow.execute('planeProbe', {
+      taskQueue: TASK_QUEUES.lifecycle,
+      workflowId: `${PLANE_PROBE_WORKFLOW_PREFIX}-${nonce}`,
+      args: [{ nonce }],
+      workflowExecutionTimeout: '1 minute',
+    });
+    if (probe.nonce !== nonce) throw new Error(`plane probe answered nonce ${probe.nonce}, expected ${nonce}`);
+
+    const summary: PlaneSummary = {
+      temporalAddress,
+      temporalNamespace: cfg.temporalNamespace,
+      temporalUi: temporal?.uiUrl,
+      temporalEmbedded: !!temporal,
+      kubeServer: kc.getCurrentCluster()?.server ?? '?',
+      kubeconfig: kube?.kubeconfigPath ?? cfg.kubeconfig,
+      kubeEmbedded: !!kube,
+      crds,
+      taskQueue: TASK_QUEUES.lifecycle,
+      bridge: 'not running yet: the k8s-bridge arrives with issue 6',
+      lab: cfg.lab ? 'no virtual servers yet: the lab arrives with issue 3' : 'disabled (--no-lab)',
+      logs: paths.logs,
+    };
+    return { summary, client, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

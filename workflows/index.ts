@@ -1,0 +1,2 @@
+/** Every workflow the lifecycle worker serves; the worker bundles this file. */
+export { planeProbe } from './plane-probe/workflow';
