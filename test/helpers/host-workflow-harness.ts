@@ -1,0 +1,109 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { WorkflowHandle } from '@temporalio/client';
+import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { HostObservation, HostSpec, HostState, HostStatus } from '../../api/host';
+import { HOST_MESSAGES } from '../../api/host';
+import { workflowIdFor } from '../../api/names';
+import { bundleWorkflows } from '../../workers/lifecycle-worker';
+import { temporalTestContext, uniqueSuffix, type TemporalTestContext } from './env';
+import { createFakeWorld, type FakeWorld } from './fake-host-activities';
+
+let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** Bundled once per test file: ~2 s each time otherwise. */
+export const sharedBundle = () => (bundle ??= bundleWorkflows());
+
+let rv = 100;
+/** An observation as the bridge would send it; every call gets a higher resourceVersion. */
+export function observation(spec: Partial<HostSpec> = {}, extra: Partial<Omit<HostObservation, 'spec'>> = {}): HostObservation {
+  return {
+    generation: 1,
+    resourceVersion: String(++rv),
+    spec: {
+      online: false,
+      bmc: { address: 'redfish+http://127.0.0.1:8000/redfish/v1/Systems/1', credentialsName: 'bmc-secret' },
+      bootMACAddress: '52:54:00:00:00:01',
+      automatedCleaningMode: 'metadata',
+      ...spec,
+    },
+    paused: false,
+    detached: false,
+    preciousData: false,
+    deleting: false,
+    ...extra,
+  };
+}
+
+export const IMAGE = {
+  url: 'http://127.0.0.1:8080/files/os.img',
+  checksum: 'a'.repeat(64),
+  checksumType: 'sha256' as const,
+};
+
+export interface HostRun {
+  world: FakeWorld;
+  handle: WorkflowHandle;
+  namespace: string;
+  name: string;
+  observe(o: HostObservation): Promise<void>;
+  status(): Promise<HostStatus & { waitingFor?: string }>;
+  /** Polls the status query until `pred` holds; the error shows the last status seen. */
+  waitFor(pred: (s: HostStatus & { waitingFor?: string }) => boolean, what: string, timeoutMs?: number): Promise<HostStatus & { waitingFor?: string }>;
+  waitForState(state: HostState, timeoutMs?: number): Promise<HostStatus & { waitingFor?: string }>;
+}
+
+/**
+ * Runs `body` with a real worker (this test's task queue, the fake world's
+ * activities) and one host workflow started by signal-with-start, as the
+ * bridge starts it.
+ */
+export async function withHostWorkflow(
+  ctxPromise: Promise<TemporalTestContext> | TemporalTestContext,
+  first: HostObservation,
+  body: (run: HostRun) => Promise<void>,
+  setup?: (world: FakeWorld) => void,
+): Promise<void> {
+  const ctx = await ctxPromise;
+  const world = createFakeWorld(() => ctx.client);
+  setup?.(world);
+  const worker = await Worker.create({
+    connection: ctx.nativeConnection,
+    namespace: ctx.namespace,
+    taskQueue: ctx.taskQueue,
+    workflowBundle: await sharedBundle(),
+    activities: world.activities,
+  });
+  const namespace = 'lab';
+  const name = `host-${uniqueSuffix()}`;
+  const workflowId = workflowIdFor('BareMetalHost', namespace, name);
+  await worker.runUntil(async () => {
+    const handle = await ctx.client.workflow.signalWithStart('hostLifecycle', {
+      workflowId,
+      taskQueue: ctx.taskQueue,
+      args: [{ ref: { namespace, name }, observation: first }],
+      signal: HOST_MESSAGES.observed,
+      signalArgs: [first],
+    });
+    const status = () => handle.query<HostStatus & { waitingFor?: string }>(HOST_MESSAGES.status);
+    const waitFor: HostRun['waitFor'] = async (pred, what, timeoutMs = 15_000) => {
+      const deadline = Date.now() + timeoutMs;
+      let last: (HostStatus & { waitingFor?: string }) | undefined;
+      while (Date.now() < deadline) {
+        last = await status();
+        if (pred(last)) return last;
+        await sleep(50);
+      }
+      throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)}`);
+    };
+    const run: HostRun = {
+      world,
+      handle,
+      namespace,
+      name,
+      observe: (o) => handle.signal(HOST_MESSAGES.observed, o),
+      status,
+      waitFor,
+      waitForState: (state, timeoutMs) => waitFor((s) => s.provisioning.state === state, `state ${state}`, timeoutMs),
+    };
+    await body(run);
+  });
+}
