@@ -5,7 +5,7 @@ import type { HostObservation, HostSpec, HostState, HostStatus } from '../../api
 import { HOST_MESSAGES } from '../../api/host';
 import { workflowIdFor } from '../../api/names';
 import { bundleWorkflows } from '../../workers/lifecycle-worker';
-import { temporalTestContext, uniqueSuffix, type TemporalTestContext } from './env';
+import { uniqueSuffix, type TemporalTestContext } from './env';
 import { createFakeWorld, type FakeWorld } from './fake-host-activities';
 
 let bundle: Promise<WorkflowBundleWithSourceMap> | undefined;
