@@ -1,0 +1,110 @@
+/**
+ * JSON Schema of AgentReport (api/agent.ts), checked with ajv before a report
+ * reaches a workflow. The schema is chosen by `status` (and `type` for ok
+ * reports) so an error names the one field that is wrong instead of every
+ * branch of a oneOf.
+ */
+import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import type { AgentReport } from '../../api/agent';
+
+const str = { type: 'string', minLength: 1, maxLength: 4096 } as const;
+const nat = { type: 'integer', minimum: 0 } as const;
+const iso = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' } as const;
+const COMMAND_TYPES = ['none', 'inspect', 'deploy', 'erase', 'poweroff'];
+
+const head = {
+  commandId: str,
+  type: { enum: COMMAND_TYPES },
+  status: { enum: ['ok', 'progress', 'failed'] },
+} as const;
+
+const obj = (properties: Record<string, unknown>, required: string[]) => ({
+  type: 'object',
+  properties,
+  required,
+  additionalProperties: false,
+});
+
+const inspection = obj(
+  {
+    cpu: obj({ arch: { type: 'string' }, model: { type: 'string' }, count: nat, mhz: { type: 'number' } }, ['arch', 'model', 'count']),
+    memoryMiB: nat,
+    disks: {
+      type: 'array',
+      items: obj(
+        {
+          name: str, sizeBytes: nat, serialNumber: { type: 'string' }, model: { type: 'string' }, vendor: { type: 'string' },
+          rotational: { type: 'boolean' }, wwn: { type: 'string' }, hctl: { type: 'string' },
+        },
+        ['name', 'sizeBytes', 'serialNumber', 'model', 'rotational'],
+      ),
+    },
+    nics: {
+      type: 'array',
+      items: obj({ name: str, mac: { type: 'string', pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$' }, ip: { type: 'string' }, speedMbps: nat }, ['name', 'mac']),
+    },
+    system: obj({ manufacturer: { type: 'string' }, productName: { type: 'string' }, serialNumber: { type: 'string' } }, []),
+    bootMode: { enum: ['UEFI', 'legacy'] },
+  },
+  ['cpu', 'memoryMiB', 'disks', 'nics', 'system'],
+);
+
+const deploy = obj(
+  {
+    rootDevice: str,
+    bytesWritten: nat,
+    checksumType: { enum: ['sha256', 'sha512'] },
+    checksum: { type: 'string', pattern: '^[0-9a-f]{64}([0-9a-f]{64})?$' },
+    userDataWritten: { type: 'boolean' },
+  },
+  ['rootDevice', 'bytesWritten', 'checksumType', 'checksum', 'userDataWritten'],
+);
+
+const erase = obj(
+  {
+    mode: { enum: ['metadata', 'full', 'secure'] },
+    disks: {
+      type: 'array',
+      items: obj(
+        {
+          disk: str, serialNumber: { type: 'string' }, method: { enum: ['metadata', 'overwrite', 'secure-erase', 'discard'] },
+          result: { enum: ['ok', 'failed'] }, verified: { type: 'boolean' }, detail: { type: 'string' }, finishedAt: iso,
+        },
+        ['disk', 'serialNumber', 'method', 'result', 'verified', 'finishedAt'],
+      ),
+    },
+  },
+  ['mode', 'disks'],
+);
+
+const ajv = new Ajv({ allErrors: false, strict: true });
+const compile = (s: object) => ajv.compile(s);
+const validators = {
+  head: compile({ type: 'object', properties: head, required: ['commandId', 'type', 'status'] }),
+  progress: compile(obj({ ...head, message: { type: 'string', maxLength: 4096 }, percent: { type: 'number', minimum: 0, maximum: 100 } }, ['commandId', 'type', 'status', 'message'])),
+  failed: compile(obj({ ...head, message: { type: 'string', maxLength: 16384 }, failedDisk: str }, ['commandId', 'type', 'status', 'message'])),
+  inspect: compile(obj({ ...head, data: inspection }, ['commandId', 'type', 'status', 'data'])),
+  deploy: compile(obj({ ...head, data: deploy }, ['commandId', 'type', 'status', 'data'])),
+  erase: compile(obj({ ...head, data: erase }, ['commandId', 'type', 'status', 'data'])),
+} satisfies Record<string, ValidateFunction>;
+
+function describe(errors: ErrorObject[] | null | undefined): string {
+  const e = errors?.[0];
+  if (!e) return 'invalid report';
+  const field = e.keyword === 'required' ? `${e.instancePath}/${(e.params as { missingProperty: string }).missingProperty}`
+    : e.keyword === 'additionalProperties' ? `${e.instancePath}/${(e.params as { additionalProperty: string }).additionalProperty}`
+    : e.instancePath || '/';
+  return `report field ${field}: ${e.message ?? 'is invalid'}`;
+}
+
+/** Returns the report, typed, or the sentence naming the wrong field. */
+export function parseAgentReport(body: unknown): { ok: true; report: AgentReport } | { ok: false; error: string } {
+  if (!validators.head(body)) return { ok: false, error: describe(validators.head.errors) };
+  const b = body as { type: string; status: string };
+  let v: ValidateFunction;
+  if (b.status === 'progress') v = validators.progress;
+  else if (b.status === 'failed') v = validators.failed;
+  else if (b.type === 'inspect' || b.type === 'deploy' || b.type === 'erase') v = validators[b.type];
+  else return { ok: false, error: `report field /status: "ok" reports exist only for inspect, deploy and erase, not ${b.type}` };
+  return v(body) ? { ok: true, report: body as AgentReport } : { ok: false, error: describe(v.errors) };
+}
