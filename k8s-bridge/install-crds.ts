@@ -3,11 +3,11 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { projectRoot } from '../api/project-root';
 
-/** Folder of Ironflow's CRD manifests (api/crds), from source or from dist/. */
+/** Folder of Ironflow's CRD manifests (api/crds), from source, dist/ or a bench build. */
 export function crdDirectory(): string {
-  const fromSource = join(__dirname, '..', 'api', 'crds');
-  return __dirname.split(/[\\/]/).includes('dist') ? join(__dirname, '..', '..', 'api', 'crds') : fromSource;
+  return join(projectRoot(__dirname), 'api', 'crds');
 }
 
 export function loadCrds(dir = crdDirectory()): V1CustomResourceDefinition[] {
