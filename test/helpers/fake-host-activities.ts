@@ -47,26 +47,54 @@ export interface FakeWorld {
   lastStatus(): HostStatus | undefined;
 }
 
-export function createFakeWorld(client: () => Client, opts: { agentDelayMs?: number } = {}): FakeWorld {
-  const delay = opts.agentDelayMs ?? 50;
-  let bootSeq = 0;
-  let pending: { host: { namespace: string; name: string }; bootId: string; command: AgentCommand } | undefined;
-  let currentBoot: string | undefined;
+interface HostHardware {
+  world: FakeWorld;
+  pending?: { host: { namespace: string; name: string }; bootId: string; command: AgentCommand };
+  currentBoot?: string;
+}
 
-  const world: FakeWorld = {
-    knobs: { credentialsMissing: false, powerFailures: 0, agentFails: {}, agentSilent: false },
-    poweredOn: false,
-    nextBoot: { target: 'none', persistent: false },
-    statuses: [],
-    released: 0,
-    commands: [],
-    bootModes: [],
-    calls: [],
-    lastStatus: () => world.statuses[world.statuses.length - 1],
-    activities: undefined as unknown as HostActivities,
+export interface FakeFleet {
+  activities: HostActivities;
+  /** The hardware of one host, created on first use. */
+  host(namespace: string, name: string): FakeWorld;
+}
+
+/**
+ * Many hosts behind one set of activities (one worker), each with its own
+ * power, boot and agent state, keyed by the HostRef in every activity input.
+ */
+export function createFakeFleet(
+  client: () => Client,
+  opts: { agentDelayMs?: number; keepStatuses?: boolean; onStatus?: (host: { namespace: string; name: string }, status: HostStatus) => void } = {},
+): FakeFleet {
+  const delay = opts.agentDelayMs ?? 50;
+  const keepStatuses = opts.keepStatuses ?? true;
+  const hosts = new Map<string, HostHardware>();
+  let bootSeq = 0;
+
+  const hw = (ref: { namespace: string; name: string }): HostHardware => {
+    const key = `${ref.namespace}/${ref.name}`;
+    let h = hosts.get(key);
+    if (!h) {
+      const world: FakeWorld = {
+        knobs: { credentialsMissing: false, powerFailures: 0, agentFails: {}, agentSilent: false },
+        poweredOn: false,
+        nextBoot: { target: 'none', persistent: false },
+        statuses: [],
+        released: 0,
+        commands: [],
+        bootModes: [],
+        calls: [],
+        lastStatus: () => world.statuses[world.statuses.length - 1],
+        activities: undefined as unknown as HostActivities,
+      };
+      h = { world };
+      hosts.set(key, h);
+    }
+    return h;
   };
 
-  const answer = (data: AgentCommand): AgentReport => {
+  const answer = (world: FakeWorld, data: AgentCommand): AgentReport => {
     const fail = data.type !== 'none' && data.type !== 'poweroff' ? world.knobs.agentFails[data.type] : undefined;
     if (fail && (data.type === 'inspect' || data.type === 'deploy' || data.type === 'erase')) {
       delete world.knobs.agentFails[data.type];
@@ -95,12 +123,13 @@ export function createFakeWorld(client: () => Client, opts: { agentDelayMs?: num
   };
 
   /** Power-on with next boot PXE and a queued command: the "agent" boots and reports. */
-  const maybeBootAgent = () => {
-    if (!world.poweredOn || world.nextBoot.target !== 'pxe' || !pending || pending.bootId !== currentBoot) return;
-    const job = pending;
-    pending = undefined;
+  const maybeBootAgent = (h: HostHardware) => {
+    const { world } = h;
+    if (!world.poweredOn || world.nextBoot.target !== 'pxe' || !h.pending || h.pending.bootId !== h.currentBoot) return;
+    const job = h.pending;
+    h.pending = undefined;
     if (world.knobs.agentSilent) return;
-    const report = answer(job.command);
+    const report = answer(world, job.command);
     setTimeout(() => {
       client()
         .workflow.getHandle(workflowIdFor('BareMetalHost', job.host.namespace, job.host.name))
@@ -109,7 +138,7 @@ export function createFakeWorld(client: () => Client, opts: { agentDelayMs?: num
     }, delay);
   };
 
-  const powerAction = (what: string) => {
+  const powerAction = (world: FakeWorld, what: string) => {
     world.calls.push(what);
     if (world.knobs.powerFailures > 0) {
       world.knobs.powerFailures--;
@@ -119,52 +148,71 @@ export function createFakeWorld(client: () => Client, opts: { agentDelayMs?: num
     }
   };
 
-  world.activities = {
-    async bmcCheckAccess() {
+  const activities: HostActivities = {
+    async bmcCheckAccess({ host }) {
+      const { world } = hw(host);
       world.calls.push('bmcCheckAccess');
       if (world.knobs.credentialsMissing) {
         throw ApplicationFailure.create({ type: FAILURE.BmcCredentialsMissing, nonRetryable: true, message: 'BMC credentials Secret t/bmc-secret does not exist: create it with non-empty keys "username" and "password"' });
       }
       return { poweredOn: world.poweredOn };
     },
-    async bmcSetPower({ state }) {
-      powerAction(`bmcSetPower:${state}`);
-      const changed = world.poweredOn !== (state === 'on');
-      world.poweredOn = state === 'on';
-      maybeBootAgent();
-      return { poweredOn: world.poweredOn, changed };
+    async bmcSetPower({ host, state }) {
+      const h = hw(host);
+      powerAction(h.world, `bmcSetPower:${state}`);
+      const changed = h.world.poweredOn !== (state === 'on');
+      h.world.poweredOn = state === 'on';
+      maybeBootAgent(h);
+      return { poweredOn: h.world.poweredOn, changed };
     },
-    async bmcReboot() {
-      powerAction('bmcReboot');
-      world.poweredOn = true;
-      maybeBootAgent();
+    async bmcReboot({ host }) {
+      const h = hw(host);
+      powerAction(h.world, 'bmcReboot');
+      h.world.poweredOn = true;
+      maybeBootAgent(h);
     },
-    async bmcSetNextBoot({ target, persistent }) {
+    async bmcSetNextBoot({ host, target, persistent }) {
+      const { world } = hw(host);
       world.calls.push(`bmcSetNextBoot:${target}`);
       world.nextBoot = { target, persistent };
     },
-    async prepareBoot({ mode, renew }) {
-      world.calls.push(`prepareBoot:${mode}`);
-      world.bootModes.push(mode);
-      if (renew || !currentBoot) currentBoot = `boot-${++bootSeq}`;
-      return { bootId: currentBoot };
+    async prepareBoot({ host, mode, renew }) {
+      const h = hw(host);
+      h.world.calls.push(`prepareBoot:${mode}`);
+      h.world.bootModes.push(mode);
+      if (renew || !h.currentBoot) h.currentBoot = `boot-${++bootSeq}`;
+      return { bootId: h.currentBoot };
     },
-    async clearBoot() {
+    async clearBoot({ host }) {
+      const { world } = hw(host);
       world.calls.push('clearBoot');
       world.bootModes.push('none');
     },
     async sendAgentCommand({ host, bootId, command }) {
-      world.calls.push(`sendAgentCommand:${command.type}`);
-      world.commands.push(command);
-      pending = { host, bootId, command };
+      const h = hw(host);
+      h.world.calls.push(`sendAgentCommand:${command.type}`);
+      h.world.commands.push(command);
+      h.pending = { host, bootId, command };
     },
-    async writeHostStatus({ status }) {
-      world.statuses.push(JSON.parse(JSON.stringify(status)) as HostStatus);
+    async writeHostStatus({ host, status }) {
+      const { world } = hw(host);
+      if (keepStatuses) world.statuses.push(JSON.parse(JSON.stringify(status)) as HostStatus);
+      else world.statuses[0] = status;
+      opts.onStatus?.(host, status);
     },
-    async releaseHost() {
+    async releaseHost({ host }) {
+      const { world } = hw(host);
       world.calls.push('releaseHost');
       world.released++;
     },
   };
+  return { activities, host: (namespace, name) => hw({ namespace, name }).world };
+}
+
+/** One host's view of a fleet, for tests that drive a single workflow. */
+export function createFakeWorld(client: () => Client, ref: { namespace: string; name: string }, opts: { agentDelayMs?: number } = {}): FakeWorld {
+  const fleet = createFakeFleet(client, opts);
+  const world = fleet.host(ref.namespace, ref.name);
+  world.activities = fleet.activities;
   return world;
 }

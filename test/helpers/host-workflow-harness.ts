@@ -63,7 +63,9 @@ export async function withHostWorkflow(
   setup?: (world: FakeWorld) => void,
 ): Promise<void> {
   const ctx = await ctxPromise;
-  const world = createFakeWorld(() => ctx.client);
+  const namespace = 'lab';
+  const name = `host-${uniqueSuffix()}`;
+  const world = createFakeWorld(() => ctx.client, { namespace, name });
   setup?.(world);
   const worker = await Worker.create({
     connection: ctx.nativeConnection,
@@ -72,8 +74,6 @@ export async function withHostWorkflow(
     workflowBundle: await sharedBundle(),
     activities: world.activities,
   });
-  const namespace = 'lab';
-  const name = `host-${uniqueSuffix()}`;
   const workflowId = workflowIdFor('BareMetalHost', namespace, name);
   await worker.runUntil(async () => {
     const handle = await ctx.client.workflow.signalWithStart('hostLifecycle', {

@@ -20,8 +20,9 @@ describe('AES-GCM payload codec', () => {
     const rotated = new AesGcmPayloadCodec([k2, k1]);
     const [opened] = await rotated.decode([sealed!]);
     expect(defaultPayloadConverter.fromPayload(opened!)).toEqual({ secretish: 'hunter2' });
-    const tampered = { ...sealed!, data: Buffer.from(sealed!.data!) };
-    tampered.data[20] ^= 1;
+    const data = Buffer.from(sealed!.data!);
+    data[20] = data[20]! ^ 1;
+    const tampered = { ...sealed!, data };
     await expect(rotated.decode([tampered])).rejects.toThrow();
     await expect(new AesGcmPayloadCodec([k2]).decode([sealed!])).rejects.toThrow(/key id "k1"/);
   });

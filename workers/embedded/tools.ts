@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { projectRoot } from '../../api/project-root';
 
 /** Absolute paths of the binaries `scripts/setup.sh` installed or built. */
 export interface ToolPaths {
@@ -12,7 +13,7 @@ export interface ToolPaths {
 }
 
 /** The repository root (where package.json is), from source or from dist/. */
-export const PROJECT_ROOT = resolve(__dirname, __dirname.includes(`${join('dist', 'workers')}`) ? '../../..' : '../..');
+export const PROJECT_ROOT = projectRoot(__dirname);
 
 /** Where local state lives: data, logs, kubeconfig. Git-ignored. */
 export const STATE_DIR = process.env.IRONFLOW_STATE_DIR ?? join(PROJECT_ROOT, '.ironflow');
