@@ -1,10 +1,49 @@
+import type { KubeConfig } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { HostActivities } from '../api/host-activities';
+import { createAgentActivities } from './agent/activities';
+import type { AgentCommandStore } from './agent/commands';
+import type { AgentTokenStore } from './agent/tokens';
+import { createBmcActivities } from './bmc/activities';
 import { createDiagnosticActivities } from './diagnostics/probe';
+import { type BmcCredentialsReader, kubeBmcCredentialsReader } from './k8s/bmc-credentials';
+import { createHostObjectActivities } from './k8s/host-object';
+import { kubeUserDataReader } from './k8s/user-data';
+import { createPxeActivities } from './pxe/activities';
+import type { BootRegistry } from './pxe/boot-registry';
 
-/** Dependencies the activities need; each lifecycle issue adds its own. */
-export type ActivityDeps = Record<string, never>;
+/**
+ * What the activities need: the management cluster, and the provisioning
+ * services' in-memory stores (which must live in the same process as the
+ * HTTP server that serves the agent API and boot scripts).
+ */
+export interface ActivityDeps {
+  kc: KubeConfig;
+  log: Logger;
+  registry: BootRegistry;
+  tokens: AgentTokenStore;
+  commands: AgentCommandStore;
+  /** Defaults to reading Kubernetes Secrets. */
+  credentials?: BmcCredentialsReader;
+  /** PEM CAs trusted for BMC HTTPS beside the system ones. */
+  bmcCaBundle?: string;
+}
 
 /** All activities of the lifecycle worker, built with their dependencies. */
-export function createActivities(_deps: ActivityDeps = {}) {
-  return { ...createDiagnosticActivities() };
+export function createActivities(deps: ActivityDeps) {
+  const activities = {
+    ...createDiagnosticActivities(),
+    ...createBmcActivities({ credentials: deps.credentials ?? kubeBmcCredentialsReader(deps.kc), log: deps.log.child({ component: 'bmc' }), caBundle: deps.bmcCaBundle }),
+    ...createPxeActivities({ registry: deps.registry, log: deps.log.child({ component: 'pxe' }) }),
+    ...createAgentActivities({ commands: deps.commands, tokens: deps.tokens, userData: kubeUserDataReader(deps.kc), log: deps.log.child({ component: 'agent' }) }),
+    ...createHostObjectActivities({ kc: deps.kc }),
+  };
+  // The host workflow's contract, checked at compile time.
+  const _contract: HostActivities = activities;
+  void _contract;
+  return activities;
 }
 export type Activities = ReturnType<typeof createActivities>;
+
+/** Activities that need no outside dependency (the readiness probe), for tests of the worker itself. */
+export const createProbeActivities = createDiagnosticActivities;

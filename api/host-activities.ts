@@ -21,11 +21,11 @@ export interface HostActivities {
   bmcSetPower(input: BmcTarget & { state: PowerState }): Promise<{ poweredOn: boolean; changed: boolean }>;
   /** Hard reset (used to reboot into a freshly prepared PXE boot). */
   bmcReboot(input: BmcTarget): Promise<void>;
-  bmcSetNextBoot(input: BmcTarget & { target: BootTarget; persistent: boolean }): Promise<void>;
+  bmcSetNextBoot(input: BmcTarget & { target: BootTarget; persistent: boolean }): Promise<unknown>;
 
   /** Registers what `mac` boots next; a new bootId invalidates the previous boot's agent token. */
   prepareBoot(input: { host: HostRef; mac: string; mode: BootMode; renew?: boolean }): Promise<{ bootId: string }>;
-  clearBoot(input: { host: HostRef; mac: string }): Promise<void>;
+  clearBoot(input: { host: HostRef; mac: string }): Promise<unknown>;
 
   /** Queues a command for the agent of this boot; the result arrives as the agentReport signal. */
   sendAgentCommand(input: { host: HostRef; bootId: string; command: AgentCommand; userData?: { namespace: string; name: string } }): Promise<void>;

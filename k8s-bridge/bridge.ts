@@ -64,12 +64,18 @@ export interface Bridge {
 
 type HostEvent = { type: WatchEventType; object: BareMetalHostObject & KubeObject };
 
+/** What the workflow acts on, without resourceVersion: equal fingerprints need no signal. */
+export function observationFingerprint(o: HostObservation): string {
+  const { resourceVersion: _rv, ...rest } = o;
+  return JSON.stringify(rest);
+}
+
 export function startBridge(opts: BridgeOptions): Bridge {
   const taskQueue = opts.taskQueue ?? TASK_QUEUES.lifecycle;
   const identity = opts.identity ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
   const log = opts.log.child({ component: 'k8s-bridge', identity });
   const counters = { signals: 0, skipped: 0, errors: 0, finalizerMs: 0, signalMs: 0 };
-  /** resourceVersion last delivered per object, to skip the echo of our own finalizer patch. */
+  /** Fingerprint of the observation last delivered per object (everything but resourceVersion). */
   const delivered = new Map<string, string>();
   let session: { watcher: ResourceWatcher<BareMetalHostObject & KubeObject>; queue: CoalescingQueue<HostEvent> } | undefined;
 
@@ -84,10 +90,6 @@ export function startBridge(opts: BridgeOptions): Bridge {
       await signalOnly(workflowId, observation);
       return;
     }
-    if (delivered.get(key) === object.metadata.resourceVersion) {
-      counters.skipped++;
-      return;
-    }
     const deleting = object.metadata.deletionTimestamp != null;
     const held = (object.metadata.finalizers ?? []).includes(HOST_FINALIZER);
     if (!deleting && !held) {
@@ -99,6 +101,15 @@ export function startBridge(opts: BridgeOptions): Bridge {
       object = patched as typeof object;
     }
     const observation = observeHost(object);
+    // Status writes (the workflow's own) and other controllers' metadata bump
+    // resourceVersion without changing what the workflow acts on: not
+    // signalling them keeps histories short and, above all, keeps a status
+    // write from waking the workflow's error backoff at once.
+    const fingerprint = observationFingerprint(observation);
+    if (delivered.get(key) === fingerprint) {
+      counters.skipped++;
+      return;
+    }
     if (deleting && !held) {
       // Its workflow already let go (or never held it): tell a running one, start none.
       await signalOnly(workflowId, observation);
@@ -115,7 +126,7 @@ export function startBridge(opts: BridgeOptions): Bridge {
       counters.signalMs += Date.now() - t0;
       counters.signals++;
     }
-    delivered.set(key, observation.resourceVersion);
+    delivered.set(key, fingerprint);
     log.debug({ workflowId, resourceVersion: observation.resourceVersion, deleting: observation.deleting }, 'signalled host workflow');
   }
 

@@ -55,6 +55,10 @@ fi
 envtest_dir=$(bash scripts/build-envtest.sh | tail -n 1)
 step "envtest binaries in $envtest_dir"
 
+# 5. The agent ramdisk (Debian kernel, pinned; busybox-static; agent/), for PXE.
+export IRONFLOW_AGENT_KERNEL=${IRONFLOW_AGENT_KERNEL:-6.1.0-56-amd64}
+bash agent/build-initramfs.sh "$state/boot" "$IRONFLOW_AGENT_KERNEL" | sed 's/^/setup: /'
+
 cat > "$state/tools.json" <<JSON
 {
   "temporal": "$root/.venv/bin/temporal",

@@ -1,6 +1,6 @@
 import { type NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { TASK_QUEUES } from '../api/names';
-import { createActivities, type ActivityDeps } from '../activities';
+import { createActivities, createProbeActivities, type ActivityDeps } from '../activities';
 
 /** The workflow code every lifecycle worker runs (host, cluster, ... workflows). */
 export const WORKFLOWS_PATH = require.resolve('../workflows');
@@ -27,6 +27,7 @@ export interface LifecycleWorkerOptions {
   namespace: string;
   taskQueue?: string;
   workflowBundle?: WorkflowBundleWithSourceMap;
+  /** Activity dependencies; without them the worker serves only the probe (tests of the worker itself). */
   deps?: ActivityDeps;
   identity?: string;
 }
@@ -38,7 +39,7 @@ export async function createLifecycleWorker(opts: LifecycleWorkerOptions): Promi
     namespace: opts.namespace,
     taskQueue: opts.taskQueue ?? TASK_QUEUES.lifecycle,
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
-    activities: createActivities(opts.deps),
+    activities: opts.deps ? createActivities(opts.deps) : createProbeActivities(),
     ...(opts.identity ? { identity: opts.identity } : {}),
   });
 }

@@ -137,6 +137,21 @@ export function createBmcActivities(deps: BmcActivityDeps) {
       });
     },
 
+    /**
+     * Restarts the server so it boots what was just prepared (PXE into the
+     * agent, or the disk). A server found off is simply powered on. A hard
+     * reset leaves no state to read back, so only "on" is verified.
+     */
+    async bmcReboot(input: BmcActivityInput): Promise<void> {
+      return withDriver(input, 'bmcReboot', async (d, f) => {
+        if ((await d.getPowerState()) === 'off') await d.setPowerState('on');
+        else await d.reset();
+        if ((await waitForPower(d, 'on', verifyTimeoutMs, 'reboot')) === undefined) {
+          throw f.notApplied(`accepted a reboot but does not read back as on after ${Math.round(verifyTimeoutMs / 1000)} s`);
+        }
+      });
+    },
+
     /** Sets the next boot device and reads it back. `persistent: false` = next boot only. */
     async bmcSetNextBoot(input: BmcActivityInput & { target: BootTarget; persistent: boolean }): Promise<{ target: BootTarget; persistent: boolean; verified: boolean }> {
       return withDriver(input, `bmcSetNextBoot(${input.target})`, async (d, f) => {

@@ -18,6 +18,13 @@ export interface FaultProxyOptions {
    * inject bmc-session-lost.
    */
   sessions?: boolean;
+  /**
+   * Per-system BMC credentials (system id -> user/password), checked here
+   * because sushy-emulator has one htpasswd per process, while every lab
+   * server has a BMC (and a Secret) of its own. The upstream then runs
+   * without authentication, on loopback only.
+   */
+  systemCredentials?: Map<string, { username: string; password: string }>;
   port?: number;
 }
 
@@ -125,6 +132,17 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
       }
     }
 
+    if (o.systemCredentials) {
+      const basicOf = (c: { username: string; password: string }) => `Basic ${Buffer.from(`${c.username}:${c.password}`).toString('base64')}`;
+      const given = headers.authorization;
+      const expected = systemId ? o.systemCredentials.get(systemId) : undefined;
+      const anyMatch = [...o.systemCredentials.values()].some((c) => basicOf(c) === given);
+      // The service root stays open, as on real BMCs; a system needs its own credentials.
+      const isRoot = path === '/redfish/v1' || path === '';
+      if (!isRoot && (expected ? basicOf(expected) !== given : !anyMatch)) return json(res, 401, redfishError('Base.1.0.InsufficientPrivilege', 'Invalid credentials'));
+      delete headers.authorization;
+    }
+
     const up = await request(new URL(url.pathname + url.search, upstream), {
       method: method as 'GET',
       headers,
@@ -151,10 +169,15 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
       return json(res, 400, redfishError('Base.1.0.MalformedJSON', 'Malformed JSON'));
     }
     const basic = `Basic ${Buffer.from(`${creds.UserName ?? ''}:${creds.Password ?? ''}`).toString('base64')}`;
-    // The upstream decides whether the credentials are good (sushy checks its htpasswd).
-    const check = await request(new URL('/redfish/v1/Systems', upstream), { headers: { authorization: basic }, dispatcher: agent });
-    await check.body.dump();
-    if (check.statusCode === 401 || check.statusCode === 403) return json(res, 401, redfishError('Base.1.0.InsufficientPrivilege', 'Invalid credentials'));
+    if (o.systemCredentials) {
+      const ok = [...o.systemCredentials.values()].some((c) => c.username === creds.UserName && c.password === creds.Password);
+      if (!ok) return json(res, 401, redfishError('Base.1.0.InsufficientPrivilege', 'Invalid credentials'));
+    } else {
+      // The upstream decides whether the credentials are good (sushy checks its htpasswd).
+      const check = await request(new URL('/redfish/v1/Systems', upstream), { headers: { authorization: basic }, dispatcher: agent });
+      await check.body.dump();
+      if (check.statusCode === 401 || check.statusCode === 403) return json(res, 401, redfishError('Base.1.0.InsufficientPrivilege', 'Invalid credentials'));
+    }
     const id = randomBytes(8).toString('hex');
     const token = randomBytes(24).toString('hex');
     sessions.set(token, { id, basic, used: 0 });

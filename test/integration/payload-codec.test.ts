@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Client } from '@temporalio/client';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities';
+import { createProbeActivities } from '../../activities';
 import { AesGcmPayloadCodec } from '../../workers/codec/aes-gcm-codec';
 import { startCodecServer } from '../../workers/codec/codec-server';
 import { WORKFLOWS_PATH } from '../../workers/lifecycle-worker';
@@ -42,7 +42,7 @@ describe('AES-GCM payload codec', () => {
         namespace: ctx.namespace,
         taskQueue: ctx.taskQueue,
         workflowsPath: WORKFLOWS_PATH,
-        activities: createActivities(),
+        activities: createProbeActivities(),
         dataConverter: { payloadCodecs: [codec] },
       });
       const nonce = `marker-${randomUUID()}`;

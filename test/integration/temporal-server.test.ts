@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { Worker } from '@temporalio/worker';
-import { createActivities } from '../../activities';
+import { createProbeActivities } from '../../activities';
 import { planeProbe } from '../../workflows';
 import { WORKFLOWS_PATH } from '../../workers/lifecycle-worker';
 import { temporalTestContext, type TemporalTestContext } from '../helpers/env';
@@ -18,7 +18,7 @@ describe('the real Temporal dev server', () => {
       namespace: ctx.namespace,
       taskQueue: ctx.taskQueue,
       workflowsPath: WORKFLOWS_PATH,
-      activities: createActivities(),
+      activities: createProbeActivities(),
     });
     const nonce = randomUUID();
     const workflowId = `probe-${nonce}`;

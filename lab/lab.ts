@@ -1,0 +1,209 @@
+/**
+ * The virtual lab: an inventory of servers brought to life. Redfish servers
+ * get a real sushy-emulator (fake driver, sharded) behind the fault proxy,
+ * which also checks each server's own BMC credentials; IPMI servers get a
+ * real ipmi_sim each. Every server is a SimServer that follows its BMC's
+ * power and boot changes (sushy's notifier, ipmi_sim's chassis script) and
+ * PXE-boots the agent for real against Ironflow's PXE services.
+ */
+import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
+import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { LabFaultSpec, LabInventory, LabServer } from '../api/lab';
+import { startFaultProxy, type FaultProxy } from './bmc/fault-proxy';
+import { startIpmiSim, type IpmiSim } from './bmc/ipmi-sim';
+import { startSushyFleet } from './bmc/sushy';
+import { renderHostManifests } from './manifests';
+import { SimServer, type BootEvent, type PxeEndpoints } from './sim/server';
+
+export interface StartLabOptions {
+  inventory: LabInventory;
+  workDir: string;
+  pxe: PxeEndpoints;
+  log?: (line: string) => void;
+  onEvent?: (server: string, e: BootEvent) => void;
+}
+
+export interface LabMember {
+  server: LabServer;
+  bmcAddress: string;
+  sim: SimServer;
+}
+
+export interface Lab {
+  members: LabMember[];
+  /** BareMetalHost + Secret manifests for the whole lab (multi-document YAML). */
+  manifests: string;
+  /** Where the manifests were written (0600). */
+  manifestsFile: string;
+  member(name: string): LabMember;
+  /** Sets BMC faults of one Redfish server at runtime (bmc-401, bmc-409, ...). */
+  setBmcFaults(name: string, faults: LabFaultSpec[]): void;
+  proxies: FaultProxy[];
+  stop(): Promise<void>;
+}
+
+const BMC_FAULTS = new Set(['bmc-401', 'bmc-409', 'bmc-503', 'bmc-timeout', 'bmc-session-lost', 'power-stuck']);
+
+/** Follows an append-only JSON-lines file (ipmi_sim's chassis events). */
+function followJsonLines(file: string, onLine: (o: Record<string, unknown>) => void): () => void {
+  let offset = 0;
+  const t = setInterval(() => {
+    let size = 0;
+    try {
+      size = statSync(file).size;
+    } catch {
+      return;
+    }
+    if (size <= offset) return;
+    const text = readFileSync(file).subarray(offset, size).toString('utf8');
+    const complete = text.lastIndexOf('\n') + 1;
+    offset += Buffer.byteLength(text.slice(0, complete));
+    for (const line of text.slice(0, complete).split('\n').filter(Boolean)) {
+      try {
+        onLine(JSON.parse(line) as Record<string, unknown>);
+      } catch {
+        /* a torn line: skipped */
+      }
+    }
+  }, 100);
+  t.unref();
+  return () => clearInterval(t);
+}
+
+export async function startLab(o: StartLabOptions): Promise<Lab> {
+  mkdirSync(o.workDir, { recursive: true });
+  const sims = new Map<string, SimServer>();
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+  };
+
+  try {
+    // sushy's notifier PUTs the whole system ({name, power_state, boot_device, ...}) on every change.
+    const notifier: Server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        try {
+          const sys = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { name?: string; power_state?: string; boot_device?: string };
+          const sim = sys.name ? sims.get(sys.name) : undefined;
+          sim?.onBmcState(sys.power_state === 'On' ? 'on' : 'off', sys.boot_device ?? 'Hdd');
+        } catch {
+          /* not a notification */
+        }
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => notifier.listen(0, '127.0.0.1', () => r()));
+    cleanups.push(() => new Promise<void>((r) => notifier.close(() => r())));
+    const notificationUrl = `http://127.0.0.1:${(notifier.address() as { port: number }).port}/notify`;
+
+    const redfishServers = o.inventory.servers.filter((s) => s.bmc.protocol === 'redfish');
+    const ipmiServers = o.inventory.servers.filter((s) => s.bmc.protocol === 'ipmi');
+    const addresses = new Map<string, string>();
+    const powerOff = new Map<string, () => Promise<void>>();
+    const proxies: FaultProxy[] = [];
+    const proxyOf = new Map<string, { proxy: FaultProxy; systemId: string }>();
+
+    if (redfishServers.length > 0) {
+      const fleet = await startSushyFleet({
+        systems: redfishServers.map((s) => ({ name: s.name, powerState: 'Off', nics: s.nics.map((n) => ({ mac: n.mac })) })),
+        workDir: join(o.workDir, 'sushy'),
+        notificationUrl,
+      });
+      cleanups.push(() => fleet.stop());
+      for (const shard of fleet.shards) {
+        const creds = new Map(redfishServers.filter((s) => shard.systemIds[s.name]).map((s) => [shard.systemIds[s.name]!, { username: s.bmc.username, password: s.bmc.password }]));
+        const proxy = await startFaultProxy({ upstream: shard.url, sessions: true, systemCredentials: creds });
+        cleanups.push(() => proxy.stop());
+        proxies.push(proxy);
+        for (const s of redfishServers) {
+          const id = shard.systemIds[s.name];
+          if (!id) continue;
+          addresses.set(s.name, `redfish+http://127.0.0.1:${proxy.port}/redfish/v1/Systems/${id}`);
+          proxyOf.set(s.name, { proxy, systemId: id });
+          const bmcFaults = (s.faults ?? []).filter((f) => BMC_FAULTS.has(f.fault));
+          if (bmcFaults.length > 0) proxy.setFaults(id, bmcFaults);
+          // The server powering itself off goes straight to the emulator, past the fault proxy.
+          powerOff.set(s.name, async () => {
+            await fetch(`${shard.url}/redfish/v1/Systems/${id}/Actions/ComputerSystem.Reset`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ ResetType: 'ForceOff' }),
+            });
+          });
+        }
+      }
+    }
+
+    for (const s of ipmiServers) {
+      const sim: IpmiSim = await startIpmiSim({
+        name: s.name,
+        workDir: join(o.workDir, 'ipmi', s.name),
+        username: s.bmc.username,
+        password: s.bmc.password,
+        fru: { manufacturer: s.vendor, product: s.model, serial: s.disks[0]?.serialNumber ?? s.name },
+      });
+      cleanups.push(() => sim.stop());
+      addresses.set(s.name, sim.address);
+      const unfollow = followJsonLines(sim.eventsFile, (e) => {
+        const st = sim.state();
+        sims.get(s.name)?.onBmcState(st.power, String(e.boot ?? st.boot));
+      });
+      cleanups.push(async () => unfollow());
+      powerOff.set(s.name, async () => {
+        await new Promise<void>((resolve) => {
+          const p = spawn('ipmitool', ['-I', 'lanplus', '-C', '3', '-H', '127.0.0.1', '-p', String(sim.port), '-U', s.bmc.username, '-E', 'chassis', 'power', 'off'], {
+            env: { ...process.env, IPMI_PASSWORD: s.bmc.password },
+            stdio: 'ignore',
+          });
+          p.on('exit', () => resolve());
+          p.on('error', () => resolve());
+        });
+      });
+    }
+
+    const members: LabMember[] = [];
+    for (const s of o.inventory.servers) {
+      const sim = new SimServer({
+        server: s,
+        workDir: join(o.workDir, 'servers', s.name),
+        pxe: o.pxe,
+        powerOffViaBmc: powerOff.get(s.name) ?? (async () => undefined),
+        onEvent: o.onEvent,
+        log: o.log,
+      });
+      await sim.init();
+      sims.set(s.name, sim);
+      cleanups.push(() => sim.stop());
+      members.push({ server: s, bmcAddress: addresses.get(s.name)!, sim });
+    }
+
+    const manifests = renderHostManifests(o.inventory, (s) => addresses.get(s.name)!);
+    const manifestsFile = join(o.workDir, 'hosts.yaml');
+    writeFileSync(manifestsFile, manifests, { mode: 0o600 });
+
+    return {
+      members,
+      manifests,
+      manifestsFile,
+      proxies,
+      member: (name) => {
+        const m = members.find((x) => x.server.name === name);
+        if (!m) throw new Error(`no lab server named ${name}`);
+        return m;
+      },
+      setBmcFaults: (name, faults) => {
+        const p = proxyOf.get(name);
+        if (!p) throw new Error(`${name} has no Redfish BMC behind the fault proxy`);
+        p.proxy.setFaults(p.systemId, faults);
+      },
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
