@@ -27,13 +27,15 @@ export interface ActivityDeps {
   credentials?: BmcCredentialsReader;
   /** PEM CAs trusted for BMC HTTPS beside the system ones. */
   bmcCaBundle?: string;
+  /** Refuse BMC addresses outside loopback (development planes with the virtual lab). */
+  bmcLoopbackOnly?: boolean;
 }
 
 /** All activities of the lifecycle worker, built with their dependencies. */
 export function createActivities(deps: ActivityDeps) {
   const activities = {
     ...createDiagnosticActivities(),
-    ...createBmcActivities({ credentials: deps.credentials ?? kubeBmcCredentialsReader(deps.kc), log: deps.log.child({ component: 'bmc' }), caBundle: deps.bmcCaBundle }),
+    ...createBmcActivities({ credentials: deps.credentials ?? kubeBmcCredentialsReader(deps.kc), log: deps.log.child({ component: 'bmc' }), caBundle: deps.bmcCaBundle, loopbackOnly: deps.bmcLoopbackOnly }),
     ...createPxeActivities({ registry: deps.registry, log: deps.log.child({ component: 'pxe' }) }),
     ...createAgentActivities({ commands: deps.commands, tokens: deps.tokens, userData: kubeUserDataReader(deps.kc), log: deps.log.child({ component: 'agent' }) }),
     ...createHostObjectActivities({ kc: deps.kc }),

@@ -7,6 +7,7 @@
  * PXE-boots the agent for real against Ironflow's PXE services.
  */
 import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +24,18 @@ export interface StartLabOptions {
   pxe: PxeEndpoints;
   log?: (line: string) => void;
   onEvent?: (server: string, e: BootEvent) => void;
+  /**
+   * Fixed ports, so BMC addresses in BareMetalHosts stay valid across a
+   * restart of the plane: Redfish proxy shard i on basePort+i, IPMI server j
+   * on basePort+100+j. Unset: free ports (tests).
+   */
+  basePort?: number;
+}
+
+/** A stable Redfish system id per server name (UUID-shaped, from SHA-1 of the name). */
+function systemUuid(name: string): string {
+  const h = createHash('sha1').update(`ironflow-lab/${name}`).digest('hex');
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-5${h.slice(13, 16)}-8${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
 export interface LabMember {
@@ -109,14 +122,14 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
 
     if (redfishServers.length > 0) {
       const fleet = await startSushyFleet({
-        systems: redfishServers.map((s) => ({ name: s.name, powerState: 'Off', nics: s.nics.map((n) => ({ mac: n.mac })) })),
+        systems: redfishServers.map((s) => ({ name: s.name, uuid: systemUuid(s.name), powerState: 'Off', nics: s.nics.map((n) => ({ mac: n.mac })) })),
         workDir: join(o.workDir, 'sushy'),
         notificationUrl,
       });
       cleanups.push(() => fleet.stop());
-      for (const shard of fleet.shards) {
+      for (const [shardIndex, shard] of fleet.shards.entries()) {
         const creds = new Map(redfishServers.filter((s) => shard.systemIds[s.name]).map((s) => [shard.systemIds[s.name]!, { username: s.bmc.username, password: s.bmc.password }]));
-        const proxy = await startFaultProxy({ upstream: shard.url, sessions: true, systemCredentials: creds });
+        const proxy = await startFaultProxy({ upstream: shard.url, sessions: true, systemCredentials: creds, port: o.basePort ? o.basePort + shardIndex : undefined });
         cleanups.push(() => proxy.stop());
         proxies.push(proxy);
         for (const s of redfishServers) {
@@ -138,8 +151,9 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
       }
     }
 
-    for (const s of ipmiServers) {
+    for (const [j, s] of ipmiServers.entries()) {
       const sim: IpmiSim = await startIpmiSim({
+        port: o.basePort ? o.basePort + 100 + j : undefined,
         name: s.name,
         workDir: join(o.workDir, 'ipmi', s.name),
         username: s.bmc.username,

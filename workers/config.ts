@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { STATE_DIR } from './embedded/tools';
+import { PROJECT_ROOT, STATE_DIR } from './embedded/tools';
 
 /** Everything `npm start` can be told; each key has a flag, an env var and a default. */
 export interface PlaneConfig {
@@ -14,6 +14,18 @@ export interface PlaneConfig {
   temporalUiPort: number;
   kubeApiPort: number;
   lab: boolean;
+  labInventory: string;
+  /** Lab BMC ports start here (Redfish 6200+, IPMI 6300+), fixed so BareMetalHosts survive a restart. */
+  labBasePort?: number;
+  pxeHost: string;
+  pxeHttpPort: number;
+  tftpPort: number;
+  /** Where scripts/setup.sh built the agent kernel + initramfs. */
+  agentBootDir: string;
+  /** Refuse BMCs outside loopback; default: on when the management cluster is the embedded one. */
+  bmcLoopbackOnly?: boolean;
+  /** Watch BareMetalHosts of this namespace only; all when unset. */
+  watchNamespace?: string;
   logLevel: string;
 }
 
@@ -35,13 +47,29 @@ export function parsePlaneConfig(argv: string[]): PlaneConfig {
     .addOption(new Option('--temporal-ui-port <port>', 'embedded Temporal Web UI port').env('IRONFLOW_TEMPORAL_UI_PORT').default(8233).argParser(port))
     .addOption(new Option('--kube-api-port <port>', 'embedded kube-apiserver port').env('IRONFLOW_KUBE_API_PORT').default(6443).argParser(port))
     .addOption(new Option('--no-lab', 'do not start the virtual hardware lab'))
+    .addOption(new Option('--lab-inventory <file>', 'servers of the virtual lab').env('IRONFLOW_LAB_INVENTORY').default(join(PROJECT_ROOT, 'lab', 'inventory.yaml')))
+    .addOption(new Option('--lab-base-port <port>', 'first port of the lab BMCs (Redfish shards, then IPMI at +100)').env('IRONFLOW_LAB_BASE_PORT').default(6200).argParser(port))
+    .addOption(new Option('--pxe-host <ip>', 'address of the provisioning network the PXE/agent services bind to').env('IRONFLOW_PXE_HOST').default('127.0.0.1'))
+    .addOption(new Option('--pxe-http-port <port>', 'iPXE scripts, boot files and the agent API').env('IRONFLOW_PXE_HTTP_PORT').default(6180).argParser(port))
+    .addOption(new Option('--agent-boot-dir <dir>', 'agent kernel + initramfs (built by npm run setup)').env('IRONFLOW_AGENT_BOOT_DIR').default(join(STATE_DIR, 'boot')))
+    .addOption(new Option('--bmc-loopback-only <yes|no>', 'refuse BMC addresses outside 127.0.0.0/8 (default: yes with the embedded kube-apiserver, no with --kubeconfig)').env('IRONFLOW_BMC_LOOPBACK_ONLY').choices(['yes', 'no']))
+    .addOption(new Option('--watch-namespace <ns>', 'only manage BareMetalHosts of this namespace').env('IRONFLOW_WATCH_NAMESPACE'))
+    .addOption(new Option('--tftp-port <port>', 'TFTP (69 on a real provisioning network)').env('IRONFLOW_TFTP_PORT').default(6969).argParser(port))
     .addOption(new Option('--log-level <level>', 'pino log level').env('IRONFLOW_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error']));
   cmd.parse(argv, { from: 'node' });
   const o = cmd.opts<{
     temporalAddress?: string; temporalNamespace: string; kubeconfig?: string; stateDir: string;
-    temporalPort: number; temporalUiPort: number; kubeApiPort: number; lab: boolean; logLevel: string;
+    temporalPort: number; temporalUiPort: number; kubeApiPort: number; lab: boolean; labInventory: string; labBasePort: number;
+    pxeHost: string; pxeHttpPort: number; tftpPort: number; agentBootDir: string; watchNamespace?: string; logLevel: string;
+    bmcLoopbackOnly?: 'yes' | 'no';
   }>();
-  return { ...o, temporalAddress: o.temporalAddress || undefined, kubeconfig: o.kubeconfig || undefined };
+  const kubeconfig = o.kubeconfig || undefined;
+  return {
+    ...o,
+    temporalAddress: o.temporalAddress || undefined,
+    kubeconfig,
+    bmcLoopbackOnly: o.bmcLoopbackOnly ? o.bmcLoopbackOnly === 'yes' : !kubeconfig,
+  };
 }
 
 export const statePaths = (stateDir: string) => ({
@@ -50,4 +78,5 @@ export const statePaths = (stateDir: string) => ({
   temporalDb: join(stateDir, 'data', 'temporal.db'),
   kubeData: join(stateDir, 'data', 'kube'),
   kubeconfig: join(stateDir, 'kubeconfig'),
+  codecKey: join(stateDir, 'codec-key.json'),
 });

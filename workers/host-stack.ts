@@ -35,7 +35,9 @@ export interface HostStackOptions {
   watchNamespace?: string;
   /** Namespace of the bridge's leader-election Lease (created if missing); none = no leader election. */
   leaseNamespace?: string;
-  lab?: { inventory: LabInventory; onEvent?: (server: string, e: BootEvent) => void };
+  /** Refuse BMCs outside loopback (see activities/bmc/activities.ts). */
+  bmcLoopbackOnly?: boolean;
+  lab?: { inventory: LabInventory; onEvent?: (server: string, e: BootEvent) => void; basePort?: number };
   log: Logger;
 }
 
@@ -87,7 +89,7 @@ export async function startHostStack(o: HostStackOptions): Promise<HostStack> {
       namespace: o.namespace,
       taskQueue: o.taskQueue ?? TASK_QUEUES.lifecycle,
       workflowBundle: o.workflowBundle,
-      deps: { kc: o.kc, log: o.log, registry: provisioning.registry, tokens: provisioning.tokens, commands: provisioning.commands },
+      deps: { kc: o.kc, log: o.log, registry: provisioning.registry, tokens: provisioning.tokens, commands: provisioning.commands, bmcLoopbackOnly: o.bmcLoopbackOnly },
     });
     const running = worker.run();
     running.catch((err: unknown) => o.log.error({ err }, 'lifecycle worker stopped with an error'));
@@ -102,7 +104,8 @@ export async function startHostStack(o: HostStackOptions): Promise<HostStack> {
         inventory: o.lab.inventory,
         workDir: join(o.stateDir, 'lab'),
         pxe: { httpUrl: provisioning.httpUrl, tftp: provisioning.tftp },
-        onEvent: o.lab.onEvent,
+        basePort: o.lab.basePort,
+        onEvent: o.lab.onEvent ?? ((server, e) => o.log.info({ component: 'lab', server, ...e }, `lab ${server}: ${e.kind}`)),
         log: (line) => o.log.debug({ component: 'lab' }, line),
       });
       undo.push(() => lab!.stop());

@@ -13,6 +13,7 @@ function banner(s: PlaneSummary): string {
     ...(s.kubeconfig ? [`  kubeconfig      export KUBECONFIG=${s.kubeconfig}`] : []),
     `  CRDs            ${s.crds.join(', ')}`,
     `  worker          task queue ${s.taskQueue}`,
+    `  PXE             ${s.pxe}`,
     `  bridge          ${s.bridge}`,
     `  lab             ${s.lab}`,
     `  logs            ${s.logs}`,

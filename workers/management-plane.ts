@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import { NativeConnection } from '@temporalio/worker';
 import { KubeConfig } from '@kubernetes/client-node';
 import { PLANE_PROBE_WORKFLOW_PREFIX, TASK_QUEUES } from '../api/names';
 import type { PlaneProbeResult } from '../api/plane-probe';
@@ -10,7 +10,9 @@ import { statePaths, type PlaneConfig } from './config';
 import { startKubeApiserver, type KubeApiserver } from './embedded/kube-apiserver';
 import { startTemporalDevServer, type TemporalDevServer } from './embedded/temporal-dev-server';
 import { loadToolPaths } from './embedded/tools';
-import { bundleWorkflows, createLifecycleWorker } from './lifecycle-worker';
+import { bundleWorkflows } from './lifecycle-worker';
+import { startHostStack } from './host-stack';
+import { loadInventory } from '../lab/inventory';
 import type { Logger } from './log';
 
 /** What a running plane tells its operator. */
@@ -24,6 +26,7 @@ export interface PlaneSummary {
   kubeEmbedded: boolean;
   crds: string[];
   taskQueue: string;
+  pxe: string;
   bridge: string;
   lab: string;
   logs: string;
@@ -98,13 +101,23 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
     const client = new Client({ connection, namespace: cfg.temporalNamespace });
 
     const workflowBundle = await bundleWorkflows();
-    const worker: Worker = await createLifecycleWorker({ connection: nativeConnection, namespace: cfg.temporalNamespace, workflowBundle });
-    const running = worker.run();
-    undo.push(async () => {
-      worker.shutdown();
-      await running;
+    const inventory = cfg.lab ? loadInventory(cfg.labInventory) : undefined;
+    const stack = await startHostStack({
+      kc,
+      client,
+      connection: nativeConnection,
+      namespace: cfg.temporalNamespace,
+      workflowBundle,
+      stateDir: cfg.stateDir,
+      agentBootDir: cfg.agentBootDir,
+      watchNamespace: cfg.watchNamespace,
+      bmcLoopbackOnly: cfg.bmcLoopbackOnly,
+      provisioning: { bindHost: cfg.pxeHost, httpPort: cfg.pxeHttpPort, tftpPort: cfg.tftpPort },
+      leaseNamespace: 'ironflow-system',
+      lab: inventory ? { inventory, basePort: cfg.labBasePort } : undefined,
+      log,
     });
-    running.catch((err: unknown) => log.error({ err }, 'lifecycle worker stopped with an error'));
+    undo.push(() => stack.stop());
 
     const nonce = randomUUID();
     const probe: PlaneProbeResult = await client.workflow.execute('planeProbe', {
@@ -125,8 +138,11 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
       kubeEmbedded: !!kube,
       crds,
       taskQueue: TASK_QUEUES.lifecycle,
-      bridge: 'not running yet: the k8s-bridge arrives with issue 6',
-      lab: cfg.lab ? 'no virtual servers yet: the lab arrives with issue 3' : 'disabled (--no-lab)',
+      pxe: `${stack.provisioning.httpUrl} (iPXE, files, agent API), TFTP ${stack.provisioning.tftp.host}:${stack.provisioning.tftp.port}`,
+      bridge: `watching BareMetalHosts in ${cfg.watchNamespace ? `namespace ${cfg.watchNamespace}` : 'all namespaces'} (leader election: Lease ironflow-system/ironflow-k8s-bridge)`,
+      lab: stack.lab
+        ? `${stack.lab.members.length} servers (${inventory!.servers.filter((x) => x.bmc.protocol === 'redfish').length} Redfish, ${inventory!.servers.filter((x) => x.bmc.protocol === 'ipmi').length} IPMI); manifests: kubectl apply -f ${stack.lab.manifestsFile}`
+        : 'disabled (--no-lab)',
       logs: paths.logs,
     };
     return { summary, client, stop };

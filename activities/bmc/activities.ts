@@ -1,3 +1,5 @@
+import { ApplicationFailure } from '@temporalio/common';
+import { FAILURE } from '../../api/errors';
 import { Context } from '@temporalio/activity';
 import type { Logger } from 'pino';
 import type { BmcInventory, BootTarget, PowerState } from '../../api/bmc';
@@ -26,6 +28,13 @@ export interface BmcActivityDeps {
   verifyTimeoutMs?: number;
   /** Interval between read-backs. Default 1 s. */
   pollIntervalMs?: number;
+  /**
+   * Refuse BMCs outside loopback. The embedded plane (virtual lab) sets it,
+   * so a BareMetalHost written for real hardware (e.g. Metal3's example with
+   * ipmi://192.168.122.1) never makes a development machine send packets
+   * to a network it does not own.
+   */
+  loopbackOnly?: boolean;
   /** How long a graceful shutdown may take before a hard power-off. Default 30 s. */
   gracefulOffTimeoutMs?: number;
 }
@@ -61,6 +70,13 @@ export function createBmcActivities(deps: BmcActivityDeps) {
 
   async function withDriver<T>(input: BmcActivityInput, what: string, fn: (d: IronflowBmcDriver, f: BmcFailures) => Promise<T>): Promise<T> {
     const endpoint = parseBmcAddress(input.bmc.address);
+    if (deps.loopbackOnly && !/^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/.test(endpoint.host)) {
+      throw ApplicationFailure.create({
+        type: FAILURE.BmcAddressInvalid,
+        nonRetryable: true,
+        message: `BMC ${input.bmc.address} is outside loopback, and this plane runs with the virtual lab only (IRONFLOW_BMC_LOOPBACK_ONLY): point the host at a lab BMC, or run against a real management cluster for real hardware`,
+      });
+    }
     const secretRef = { namespace: input.host.namespace, name: input.bmc.credentialsName };
     const log = deps.log.child({ host: `${input.host.namespace}/${input.host.name}`, bmc: input.bmc.address, activity: what });
     const credentials = await deps.credentials.read(secretRef.namespace, secretRef.name);

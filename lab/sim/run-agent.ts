@@ -6,12 +6,14 @@
  * maps to 'poweroff'.
  */
 import { spawn } from 'node:child_process';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
+import { projectRoot } from '../../api/project-root';
 
 /** Exit code of the agent for "power off" in the lab (agent/ironflow-agent.sh). */
 export const AGENT_LAB_POWEROFF_EXIT = 97;
 
-export const AGENT_SCRIPT = resolve(__dirname, '../../agent/ironflow-agent.sh');
+// From the checkout, not from __dirname: dist/ has no copy of the shell scripts.
+export const AGENT_SCRIPT = join(projectRoot(__dirname), 'agent', 'ironflow-agent.sh');
 
 export interface RunAgentOptions {
   sysroot: string;

@@ -5,6 +5,7 @@ import { createLogger } from '../../workers/log';
 import { startManagementPlane } from '../../workers/management-plane';
 import { freePort } from '../../workers/embedded/ports';
 import { sharedEnv } from '../helpers/env';
+import { projectRoot } from '../../api/project-root';
 
 async function probeIds(plane: Awaited<ReturnType<typeof startManagementPlane>>): Promise<string[]> {
   const ids: string[] = [];
@@ -26,6 +27,13 @@ describe('the management plane (npm start)', () => {
       temporalUiPort: await freePort(),
       kubeApiPort: await freePort(),
       lab: false,
+      labInventory: '',
+      pxeHost: '127.0.0.1',
+      pxeHttpPort: await freePort(),
+      tftpPort: await freePort(),
+      agentBootDir: join(projectRoot(__dirname), '.ironflow', 'boot'),
+      // The shared kube-apiserver holds other tests' hosts: this plane's bridge must not act on them.
+      watchNamespace: `plane-test-${Date.now()}`,
       logLevel: 'warn',
     };
     const first = await startManagementPlane(cfg, log);
