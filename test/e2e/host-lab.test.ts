@@ -7,18 +7,21 @@
  */
 import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { openSync, readSync, closeSync, writeFileSync } from 'node:fs';
+import { openSync, readFileSync, readSync, closeSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { CoreV1Api, CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { LabInventory } from '../../api/lab';
 import { projectRoot } from '../../api/project-root';
 import { loadToolPaths } from '../../workers/embedded/tools';
+import { registerTestSecret } from '../helpers/secrets';
 import { startHostStack, type HostStack } from '../../workers/host-stack';
 import pino from 'pino';
 import { kubeTestContext, sharedEnv, temporalTestContext, type KubeTestContext, type TemporalTestContext } from '../helpers/env';
 
 const BMH = { group: 'metal3.io', version: 'v1alpha1', plural: 'baremetalhosts' };
+/** Cloud-init user data with a marker the secret scan looks for everywhere. */
+const USER_DATA = `#cloud-config\nruncmd: [echo e2e-user-data-${randomBytes(8).toString('hex')}]\n`;
 
 function readHead(file: string, n: number): Buffer {
   const fd = openSync(file, 'r');
@@ -59,6 +62,7 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
         },
       ],
     };
+    registerTestSecret(...inventory.servers.map((s) => s.bmc.password), USER_DATA);
     stack = await startHostStack({
       kc: kube.kc,
       client: temporal.client,
@@ -124,11 +128,18 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
     const image = Buffer.concat([Buffer.from('IRONFLOW-E2E-IMAGE\n'), randomBytes(2 * 2 ** 20)]);
     writeFileSync(join(stack.provisioning.filesDir, 'e2e.img'), image);
     const checksum = createHash('sha256').update(image).digest('hex');
-    await patchSpec('rf-1', { image: { url: `${stack.provisioning.httpUrl}/files/e2e.img`, checksum, checksumType: 'sha256' }, rootDeviceHints: { serialNumber: 'E2E-RF-SDB' } });
+    await kube.kc.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: kube.namespace, body: { metadata: { name: 'rf-1-user-data' }, stringData: { userData: USER_DATA } } });
+    await patchSpec('rf-1', {
+      image: { url: `${stack.provisioning.httpUrl}/files/e2e.img`, checksum, checksumType: 'sha256' },
+      rootDeviceHints: { serialNumber: 'E2E-RF-SDB' },
+      userData: { name: 'rf-1-user-data' },
+    });
     const provisioned = await waitForState('rf-1', 'provisioned', 150_000);
     expect(provisioned.status?.provisioning?.image?.url).toContain('e2e.img');
     const disk = stack.lab!.member('rf-1').sim.disks.sdb!;
     expect(readHead(disk, image.length).equals(image)).toBe(true);
+    // The agent put the user data in the root device's last MiB (agent/README.md).
+    expect(readFileSync(disk).subarray(-(2 ** 20)).toString('latin1')).toContain(USER_DATA);
 
     await patchSpec('rf-1', { image: null });
     const back = await waitForState('rf-1', 'available', 150_000);

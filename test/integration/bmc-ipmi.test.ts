@@ -8,6 +8,7 @@ import { staticBmcCredentialsReader } from '../../activities/k8s/bmc-credentials
 import { FAILURE } from '../../api/errors';
 import { startIpmiSim, type IpmiSim } from '../../lab/bmc/ipmi-sim';
 import { labWorkDir, Latencies, silentLog } from '../helpers/bmc-lab';
+import { registerTestSecret } from '../helpers/secrets';
 
 const NS = 'metal3';
 const USER = 'admin';
@@ -17,6 +18,8 @@ const credentials = staticBmcCredentialsReader({
   [`${NS}/bad-bmc`]: { username: USER, password: 'not-the-pass' },
 });
 const latencies = new Latencies();
+
+beforeAll(() => registerTestSecret(PASSWORD));
 
 describe('IPMI driver and BMC activities against ipmi_sim', () => {
   let sim: IpmiSim;

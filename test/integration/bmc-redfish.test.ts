@@ -12,6 +12,7 @@ import { FAILURE, NON_RETRYABLE_FAILURES } from '../../api/errors';
 import { startSushy, startSushyFleet, startSushyStatic, SUSHY_SYSTEMS_PER_PROCESS, type SushyEmulator } from '../../lab/bmc/sushy';
 import { labWorkDir, Latencies, retryingActivityWorkflowsPath, silentLog, startRedfishLab, type RedfishLab } from '../helpers/bmc-lab';
 import { temporalTestContext, type TemporalTestContext } from '../helpers/env';
+import { registerTestSecret } from '../helpers/secrets';
 
 const NS = 'metal3';
 const USER = 'admin';
@@ -26,6 +27,8 @@ const MOCKUP = join(__dirname, '../../../shared/testdata/redfish-mockups/dmtf-pu
 
 /** Retry policy of BMC activities, as the host workflow should use it (short intervals for the test). */
 const RETRY = { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_FAILURES };
+
+beforeAll(() => registerTestSecret(PASSWORD));
 
 describe('Redfish driver and BMC activities against sushy-tools', () => {
   let lab: RedfishLab;

@@ -96,12 +96,13 @@ export async function hostLifecycle(input: HostWorkflowInput): Promise<HostStatu
   /** Set once registration succeeded in this host's life; a never-registered host needs no power-off on delete. */
   let everRegistered = state !== 'registering';
 
-  const transition = async (next: HostState, reason: string) => {
+  /** Commits a transition; `why` stays as errorMessage (maintenance says which disk failed). */
+  const transition = async (next: HostState, reason: string, why?: string) => {
     log.info('transition', { from: state, to: next, reason });
     state = next;
     ctx.status.provisioning = { ...ctx.status.provisioning, state: next };
     ctx.status.errorType = undefined;
-    ctx.status.errorMessage = undefined;
+    ctx.status.errorMessage = why;
     ctx.status.errorCount = 0;
     ctx.status.operationalStatus = next === 'maintenance' ? 'error' : 'OK';
     ctx.waitingFor = undefined;
@@ -163,9 +164,7 @@ export async function hostLifecycle(input: HostWorkflowInput): Promise<HostStatu
         case 'deprovisioning': {
           const outcome = await ops.deprovision();
           if (outcome.kind === 'disk-failed') {
-            await transition('maintenance', outcome.message);
-            ctx.status.errorMessage = outcome.message;
-            await ops.writeStatus();
+            await transition('maintenance', outcome.message, outcome.message);
           } else {
             await transition(ctx.obs.deleting ? 'powering off before delete' : 'available', outcome.message);
           }
