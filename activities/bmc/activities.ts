@@ -70,6 +70,10 @@ export function createBmcActivities(deps: BmcActivityDeps) {
 
   async function withDriver<T>(input: BmcActivityInput, what: string, fn: (d: IronflowBmcDriver, f: BmcFailures) => Promise<T>): Promise<T> {
     const endpoint = parseBmcAddress(input.bmc.address);
+    const secretRef = { namespace: input.host.namespace, name: input.bmc.credentialsName };
+    const log = deps.log.child({ host: `${input.host.namespace}/${input.host.name}`, bmc: input.bmc.address, activity: what });
+    const credentials = await deps.credentials.read(secretRef.namespace, secretRef.name);
+    // After the Secret: a host with bad credentials gets that (more useful) error first.
     if (deps.loopbackOnly && !/^(127\.\d+\.\d+\.\d+|::1|\[::1\]|localhost)$/.test(endpoint.host)) {
       throw ApplicationFailure.create({
         type: FAILURE.BmcAddressInvalid,
@@ -77,9 +81,6 @@ export function createBmcActivities(deps: BmcActivityDeps) {
         message: `BMC ${input.bmc.address} is outside loopback, and this plane runs with the virtual lab only (IRONFLOW_BMC_LOOPBACK_ONLY): point the host at a lab BMC, or run against a real management cluster for real hardware`,
       });
     }
-    const secretRef = { namespace: input.host.namespace, name: input.bmc.credentialsName };
-    const log = deps.log.child({ host: `${input.host.namespace}/${input.host.name}`, bmc: input.bmc.address, activity: what });
-    const credentials = await deps.credentials.read(secretRef.namespace, secretRef.name);
     const driver = connect({
       endpoint,
       credentials,

@@ -73,6 +73,8 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
       agentBootDir: join(projectRoot(__dirname), '.ironflow', 'boot'),
       provisioning: { bindHost: '127.0.0.1', httpPort: 0, tftpPort: 0 },
       watchNamespace: kube.namespace,
+      // Metal3's examples name BMCs on 192.168.122.1: never reached from a test.
+      bmcLoopbackOnly: true,
       lab: { inventory },
       // Kept with the other server logs (IRONFLOW_KEEP_TEST_STATE=1) for post-mortems.
       log: pino({ level: 'debug' }, pino.destination({ dest: join(sharedEnv().stateDir, 'logs', `e2e-${kube.namespace}.log`), sync: true, mkdir: true })),
@@ -147,6 +149,22 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
     // metadata erase zeroes the start of every disk: the image's first MiB is gone.
     expect(readHead(disk, 2 ** 20).equals(Buffer.alloc(2 ** 20))).toBe(true);
   }, 330_000);
+
+  it("puts Metal3's example host with an empty password into registration error, naming the Secret, and nothing else", async () => {
+    const manifest = join(projectRoot(__dirname), '..', 'shared', 'testdata', 'manifests', 'metal3', 'bmo-example-host-bad-credentials.yaml');
+    kubectl('apply', '-n', kube.namespace, '-f', manifest);
+    const deadline = Date.now() + 30_000;
+    let host = await getHost('example-baremetalhost');
+    while (host.status?.errorType !== 'registration error' && Date.now() < deadline) {
+      await sleep(300);
+      host = await getHost('example-baremetalhost');
+    }
+    expect(host.status?.errorType).toBe('registration error');
+    expect(host.status?.errorMessage).toContain(`${kube.namespace}/example-baremetalhost-secret-no-password has an empty or missing "password"`);
+    expect(host.status?.provisioning?.state).toBe('registering');
+    // The lab hosts were not disturbed.
+    expect((await getHost('rf-1')).status?.provisioning?.state).toBe('available');
+  }, 60_000);
 
   it('holds a deleted host until it is powered off, then releases it', async () => {
     await patchSpec('ipmi-1', { online: true });
