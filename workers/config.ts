@@ -13,6 +13,8 @@ export interface PlaneConfig {
   temporalPort: number;
   temporalUiPort: number;
   kubeApiPort: number;
+  /** Codec server for the Temporal Web UI (decrypts payloads for operators). */
+  codecPort: number;
   lab: boolean;
   labInventory: string;
   /** Lab BMC ports start here (Redfish 6200+, IPMI 6300+), fixed so BareMetalHosts survive a restart. */
@@ -46,6 +48,7 @@ export function parsePlaneConfig(argv: string[]): PlaneConfig {
     .addOption(new Option('--temporal-port <port>', 'embedded Temporal frontend port').env('IRONFLOW_TEMPORAL_PORT').default(7233).argParser(port))
     .addOption(new Option('--temporal-ui-port <port>', 'embedded Temporal Web UI port').env('IRONFLOW_TEMPORAL_UI_PORT').default(8233).argParser(port))
     .addOption(new Option('--kube-api-port <port>', 'embedded kube-apiserver port').env('IRONFLOW_KUBE_API_PORT').default(6443).argParser(port))
+    .addOption(new Option('--codec-port <port>', 'codec server the Temporal Web UI calls to decrypt payloads (127.0.0.1 only)').env('IRONFLOW_CODEC_PORT').default(8234).argParser(port))
     .addOption(new Option('--no-lab', 'do not start the virtual hardware lab'))
     .addOption(new Option('--lab-inventory <file>', 'servers of the virtual lab').env('IRONFLOW_LAB_INVENTORY').default(join(PROJECT_ROOT, 'lab', 'inventory.yaml')))
     .addOption(new Option('--lab-base-port <port>', 'first port of the lab BMCs (Redfish shards, then IPMI at +100)').env('IRONFLOW_LAB_BASE_PORT').default(6200).argParser(port))
@@ -59,7 +62,7 @@ export function parsePlaneConfig(argv: string[]): PlaneConfig {
   cmd.parse(argv, { from: 'node' });
   const o = cmd.opts<{
     temporalAddress?: string; temporalNamespace: string; kubeconfig?: string; stateDir: string;
-    temporalPort: number; temporalUiPort: number; kubeApiPort: number; lab: boolean; labInventory: string; labBasePort: number;
+    temporalPort: number; temporalUiPort: number; kubeApiPort: number; codecPort: number; lab: boolean; labInventory: string; labBasePort: number;
     pxeHost: string; pxeHttpPort: number; tftpPort: number; agentBootDir: string; watchNamespace?: string; logLevel: string;
     bmcLoopbackOnly?: 'yes' | 'no';
   }>();

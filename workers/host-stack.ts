@@ -7,6 +7,7 @@
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Client } from '@temporalio/client';
+import type { DataConverter } from '@temporalio/common';
 import type { NativeConnection, Worker, WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ import type { LabInventory } from '../api/lab';
 import { startBridge, type Bridge } from '../k8s-bridge/bridge';
 import { startLab, type Lab } from '../lab/lab';
 import type { BootEvent } from '../lab/sim/server';
+import { startDiscoveryReporter } from './discovery';
 import { createLifecycleWorker } from './lifecycle-worker';
 import { startProvisioning, type ProvisioningServices } from './provisioning';
 
@@ -26,6 +28,8 @@ export interface HostStackOptions {
   namespace: string;
   taskQueue?: string;
   workflowBundle?: WorkflowBundleWithSourceMap;
+  /** Must match the client's (payload encryption). */
+  dataConverter?: DataConverter;
   /** Registry, boot files and lab state go under here. */
   stateDir: string;
   /** Where the agent kernel + initramfs were built (scripts/setup.sh: .ironflow/boot). Copied into the served root. */
@@ -83,12 +87,16 @@ export async function startHostStack(o: HostStackOptions): Promise<HostStack> {
       log: o.log,
     });
     undo.push(() => provisioning.stop());
+    // Unknown MACs that PXE-booted become unaccepted Servers (workers/discovery.ts).
+    const discovery = startDiscoveryReporter({ kc: o.kc, registry: provisioning.registry, log: o.log });
+    undo.push(() => discovery.stop());
 
     const worker = await createLifecycleWorker({
       connection: o.connection,
       namespace: o.namespace,
       taskQueue: o.taskQueue ?? TASK_QUEUES.lifecycle,
       workflowBundle: o.workflowBundle,
+      dataConverter: o.dataConverter,
       deps: { kc: o.kc, log: o.log, registry: provisioning.registry, tokens: provisioning.tokens, commands: provisioning.commands, bmcLoopbackOnly: o.bmcLoopbackOnly },
     });
     const running = worker.run();

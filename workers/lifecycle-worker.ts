@@ -1,4 +1,5 @@
 import { type NativeConnection, Runtime, Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import type { DataConverter } from '@temporalio/common';
 import { TASK_QUEUES } from '../api/names';
 import { createActivities, createProbeActivities, type ActivityDeps } from '../activities';
 
@@ -30,6 +31,7 @@ export interface LifecycleWorkerOptions {
   /** Activity dependencies; without them the worker serves only the probe (tests of the worker itself). */
   deps?: ActivityDeps;
   identity?: string;
+  dataConverter?: DataConverter;
 }
 
 /** A worker serving Ironflow's workflows and activities on one task queue. */
@@ -41,6 +43,7 @@ export async function createLifecycleWorker(opts: LifecycleWorkerOptions): Promi
     ...(opts.workflowBundle ? { workflowBundle: opts.workflowBundle } : { workflowsPath: WORKFLOWS_PATH }),
     activities: opts.deps ? createActivities(opts.deps) : createProbeActivities(),
     ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
   });
 }
 

@@ -16,6 +16,7 @@ function banner(s: PlaneSummary): string {
     `  PXE             ${s.pxe}`,
     `  bridge          ${s.bridge}`,
     `  lab             ${s.lab}`,
+    `  payloads        ${s.codec}`,
     `  logs            ${s.logs}`,
     'Press Ctrl-C to stop everything this started.',
     '',

@@ -6,6 +6,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { PLANE_PROBE_WORKFLOW_PREFIX, TASK_QUEUES } from '../api/names';
 import type { PlaneProbeResult } from '../api/plane-probe';
 import { installCrds } from '../k8s-bridge/install-crds';
+import { AesGcmPayloadCodec, loadCodecKeys } from './codec/aes-gcm-codec';
+import { startCodecServer } from './codec/codec-server';
 import { statePaths, type PlaneConfig } from './config';
 import { startKubeApiserver, type KubeApiserver } from './embedded/kube-apiserver';
 import { startTemporalDevServer, type TemporalDevServer } from './embedded/temporal-dev-server';
@@ -30,6 +32,7 @@ export interface PlaneSummary {
   bridge: string;
   lab: string;
   logs: string;
+  codec: string;
 }
 
 export interface ManagementPlane {
@@ -58,6 +61,14 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
     const needsTools = !cfg.temporalAddress || !cfg.kubeconfig;
     const tools = needsTools ? loadToolPaths() : undefined;
 
+    // Payloads are encrypted before they reach Temporal; the codec server lets
+    // the Web UI (and `temporal --codec-endpoint`) show them to operators.
+    const codec = new AesGcmPayloadCodec(loadCodecKeys(process.env, paths.codecKey));
+    const dataConverter = { payloadCodecs: [codec] };
+    const uiOrigin = `http://127.0.0.1:${cfg.temporalUiPort}`;
+    const codecServer = await startCodecServer({ codec, port: cfg.codecPort, allowOrigins: [uiOrigin, 'http://localhost:' + cfg.temporalUiPort] });
+    undo.push(() => codecServer.stop());
+
     let temporal: TemporalDevServer | undefined;
     if (!cfg.temporalAddress && tools) {
       log.info({ db: paths.temporalDb }, 'starting embedded Temporal dev server');
@@ -68,6 +79,7 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
         uiPort: cfg.temporalUiPort,
         namespace: cfg.temporalNamespace,
         logDir: paths.logs,
+        uiCodecEndpoint: codecServer.url,
       });
       undo.push(() => temporal!.stop());
     }
@@ -98,7 +110,7 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
     undo.push(() => nativeConnection.close());
     const connection = await Connection.connect({ address: temporalAddress });
     undo.push(() => connection.close());
-    const client = new Client({ connection, namespace: cfg.temporalNamespace });
+    const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
 
     const workflowBundle = await bundleWorkflows();
     const inventory = cfg.lab ? loadInventory(cfg.labInventory) : undefined;
@@ -108,6 +120,7 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
       connection: nativeConnection,
       namespace: cfg.temporalNamespace,
       workflowBundle,
+      dataConverter,
       stateDir: cfg.stateDir,
       agentBootDir: cfg.agentBootDir,
       watchNamespace: cfg.watchNamespace,
@@ -144,6 +157,7 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
         ? `${stack.lab.members.length} servers (${inventory!.servers.filter((x) => x.bmc.protocol === 'redfish').length} Redfish, ${inventory!.servers.filter((x) => x.bmc.protocol === 'ipmi').length} IPMI); manifests: kubectl apply -f ${stack.lab.manifestsFile}`
         : 'disabled (--no-lab)',
       logs: paths.logs,
+      codec: `AES-256-GCM payload encryption; codec server ${codecServer.url} (the Web UI uses it)`,
     };
     return { summary, client, stop };
   } catch (err) {

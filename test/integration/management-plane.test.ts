@@ -26,6 +26,7 @@ describe('the management plane (npm start)', () => {
       temporalPort: await freePort(),
       temporalUiPort: await freePort(),
       kubeApiPort: await freePort(),
+      codecPort: await freePort(),
       lab: false,
       labInventory: '',
       pxeHost: '127.0.0.1',

@@ -14,6 +14,8 @@ export interface TemporalDevServerOptions {
   uiPort?: number;
   namespace?: string;
   logDir: string;
+  /** Remote codec the Web UI calls to show decrypted payloads. */
+  uiCodecEndpoint?: string;
 }
 
 export interface TemporalDevServer {
@@ -35,6 +37,7 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
   const args = ['server', 'start-dev', '--ip', '127.0.0.1', '--port', String(port), '--namespace', namespace, '--log-level', 'warn'];
   if (opts.dbFile) args.push('--db-filename', opts.dbFile);
   if (opts.uiPort) args.push('--ui-port', String(opts.uiPort), '--ui-ip', '127.0.0.1');
+  if (opts.uiPort && opts.uiCodecEndpoint) args.push('--ui-codec-endpoint', opts.uiCodecEndpoint);
   else args.push('--headless');
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
 
