@@ -87,9 +87,13 @@ export class SimServer {
     return this.sysroot?.diskPaths ?? {};
   }
 
-  /** Makes the disks (sparse files) before the first boot, so they exist to be inspected and checked. */
+  /**
+   * Makes the disks (sparse files) before the first boot, so they exist to be
+   * inspected and checked; disks of an earlier run are kept, as a real
+   * server keeps its disks across a restart of the plane.
+   */
   async init(): Promise<void> {
-    this.sysroot = await createSysroot(this.o.server, { dir: join(this.o.workDir, 'sysroot'), apiUrl: this.o.pxe.httpUrl, bootId: 'none' });
+    this.sysroot = await createSysroot(this.o.server, { dir: join(this.o.workDir, 'sysroot'), apiUrl: this.o.pxe.httpUrl, bootId: 'none', keepDisks: true });
   }
 
   /** The BMC reports power and next-boot device (Redfish words: Pxe, Hdd; IPMI: pxe, disk/default). */
