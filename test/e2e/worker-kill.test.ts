@@ -42,7 +42,9 @@ describe('killing the plane mid-provisioning', () => {
     await new Promise<void>((resolve, reject) => {
       const t = setTimeout(() => reject(new Error('plane not ready in 60 s')), 60_000);
       p.stdout!.on('data', (c: Buffer) => {
-        if (c.toString().includes('management plane is ready')) (clearTimeout(t), resolve());
+        if (!c.toString().includes('management plane is ready')) return;
+        clearTimeout(t);
+        resolve();
       });
       p.once('exit', (code) => (clearTimeout(t), reject(new Error(`plane exited with ${code} before ready`))));
     });
