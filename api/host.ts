@@ -75,6 +75,8 @@ export interface HostWorkflowInput {
   observation: HostObservation;
   /** Carried across continue-as-new. */
   carried?: HostStatus;
+  /** Continue as new past this many history events while resting (default 2000; tests set it low). */
+  historyLimit?: number;
 }
 
 export interface EraseRecordEntry extends DiskEraseRecord {

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { WorkflowHandle } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
 import { Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import type { HostObservation, HostSpec, HostState, HostStatus } from '../../api/host';
 import { HOST_MESSAGES } from '../../api/host';
@@ -40,6 +40,7 @@ export const IMAGE = {
 };
 
 export interface HostRun {
+  client: Client;
   world: FakeWorld;
   handle: WorkflowHandle;
   namespace: string;
@@ -61,6 +62,7 @@ export async function withHostWorkflow(
   first: HostObservation,
   body: (run: HostRun) => Promise<void>,
   setup?: (world: FakeWorld) => void,
+  extraInput: { historyLimit?: number } = {},
 ): Promise<void> {
   const ctx = await ctxPromise;
   const namespace = 'lab';
@@ -79,11 +81,12 @@ export async function withHostWorkflow(
     const handle = await ctx.client.workflow.signalWithStart('hostLifecycle', {
       workflowId,
       taskQueue: ctx.taskQueue,
-      args: [{ ref: { namespace, name }, observation: first }],
+      args: [{ ref: { namespace, name }, observation: first, ...extraInput }],
       signal: HOST_MESSAGES.observed,
       signalArgs: [first],
     });
-    const status = () => handle.query<HostStatus & { waitingFor?: string }>(HOST_MESSAGES.status);
+    // The latest run (continue-as-new starts new ones), not the first.
+    const status = () => ctx.client.workflow.getHandle(workflowId).query<HostStatus & { waitingFor?: string }>(HOST_MESSAGES.status);
     const waitFor: HostRun['waitFor'] = async (pred, what, timeoutMs = 15_000) => {
       const deadline = Date.now() + timeoutMs;
       let last: (HostStatus & { waitingFor?: string }) | undefined;
@@ -95,11 +98,12 @@ export async function withHostWorkflow(
       throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)}`);
     };
     const run: HostRun = {
+      client: ctx.client,
       world,
       handle,
       namespace,
       name,
-      observe: (o) => handle.signal(HOST_MESSAGES.observed, o),
+      observe: (o) => ctx.client.workflow.getHandle(workflowId).signal(HOST_MESSAGES.observed, o),
       status,
       waitFor,
       waitForState: (state, timeoutMs) => waitFor((s) => s.provisioning.state === state, `state ${state}`, timeoutMs),

@@ -1,5 +1,5 @@
 import { WorkflowUpdateFailedError } from '@temporalio/client';
-import { HOST_MESSAGES } from '../../api/host';
+import { HOST_MESSAGES, type HostStatus } from '../../api/host';
 import { temporalTestContext, type TemporalTestContext } from '../helpers/env';
 import { SAMPLE_HARDWARE } from '../helpers/fake-host-activities';
 import { IMAGE, observation, withHostWorkflow } from '../helpers/host-workflow-harness';
@@ -215,5 +215,37 @@ describe('hostLifecycle on the real Temporal server (activities stubbed)', () =>
       expect(run.world.poweredOn).toBe(false);
       expect(run.world.released).toBe(1);
     });
+  });
+
+  it('continues as new while resting once its history is long, carrying status and spec', async () => {
+    await withHostWorkflow(
+      ctx,
+      observation(),
+      async (run) => {
+        const before = await run.waitForState('available');
+        const firstRun = (await run.handle.describe()).runId;
+        // Each observation is a signal plus a workflow task: a few push the history past the limit.
+        for (let i = 0; i < 10; i++) await run.observe(observation({ online: false }));
+        const deadline = Date.now() + 15_000;
+        let runId = firstRun;
+        while (runId === firstRun && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          runId = (await run.client.workflow.getHandle(run.handle.workflowId).describe()).runId;
+        }
+        if (runId === firstRun) {
+          const d = await run.client.workflow.getHandle(run.handle.workflowId).describe();
+          throw new Error(`no continue-as-new: historyLength ${d.historyLength}, status ${JSON.stringify(await run.status())}`);
+        }
+        expect(runId).not.toBe(firstRun);
+        const after = await run.client.workflow.getHandle(run.handle.workflowId).query<HostStatus>(HOST_MESSAGES.status);
+        expect(after.provisioning.state).toBe('available');
+        expect(after.hardware).toEqual(before.hardware);
+        // The new run still acts on signals.
+        await run.client.workflow.getHandle(run.handle.workflowId).signal(HOST_MESSAGES.observed, observation({ image: IMAGE }));
+        await run.waitFor((s) => s.provisioning.state === 'provisioned', 'provisioned after continue-as-new');
+      },
+      undefined,
+      { historyLimit: 25 },
+    );
   });
 });

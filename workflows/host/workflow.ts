@@ -5,6 +5,7 @@
  */
 import {
   ApplicationFailure,
+  ContinueAsNew,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -190,9 +191,9 @@ export async function hostLifecycle(input: HostWorkflowInput): Promise<HostStatu
             await ops.writeStatus();
           } else {
             ctx.waitingFor = action.reason;
-            if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > MAX_HISTORY_EVENTS) {
+            if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? MAX_HISTORY_EVENTS)) {
               await condition(allHandlersFinished);
-              await continueAsNew<typeof hostLifecycle>({ ref, observation: ctx.obs, carried: ctx.status });
+              await continueAsNew<typeof hostLifecycle>({ ref, observation: ctx.obs, carried: ctx.status, historyLimit: input.historyLimit });
             }
             const seen = ctx.obsVersion;
             await condition(() => ctx.obsVersion !== seen);
@@ -200,7 +201,8 @@ export async function hostLifecycle(input: HostWorkflowInput): Promise<HostStatu
         }
       }
     } catch (err) {
-      if (isCancellation(err)) throw err;
+      // continueAsNew() works by throwing: it must leave the loop, not become an error state.
+      if (isCancellation(err) || err instanceof ContinueAsNew) throw err;
       if (err instanceof OperationInterrupted) {
         log.info('operation interrupted', { state, reason: err.message });
         continue;
