@@ -87,7 +87,7 @@ export async function withHostWorkflow(
     });
     // The latest run (continue-as-new starts new ones), not the first.
     const status = () => ctx.client.workflow.getHandle(workflowId).query<HostStatus & { waitingFor?: string }>(HOST_MESSAGES.status);
-    const waitFor: HostRun['waitFor'] = async (pred, what, timeoutMs = 15_000) => {
+    const waitFor: HostRun['waitFor'] = async (pred, what, timeoutMs = 30_000) => {
       const deadline = Date.now() + timeoutMs;
       let last: (HostStatus & { waitingFor?: string }) | undefined;
       while (Date.now() < deadline) {
