@@ -78,6 +78,30 @@ function confString(what: string, v: string): string {
 }
 
 /**
+ * ipmi_sim's lan.conf for one BMC on a loopback UDP port: user 2 is the admin
+ * (LAB.md), and every chassis action runs `chassisCommand` (ipmi_sim appends
+ * the operation and its arguments). Holds the password: write it 0600.
+ */
+export function renderLanConf(o: { name: string; port: number; username: string; password: string; chassisCommand: string }): string {
+  return [
+    `name ${confString('name', o.name.slice(0, 16))}`,
+    'set_working_mc 0x20',
+    '  startlan 1',
+    `    addr 127.0.0.1 ${o.port}`,
+    '    priv_limit admin',
+    '    allowed_auths_callback none md2 md5 straight',
+    '    allowed_auths_user none md2 md5 straight',
+    '    allowed_auths_operator none md2 md5 straight',
+    '    allowed_auths_admin none md2 md5 straight',
+    '    guid a123456789abcdefa123456789abcdef',
+    '  endlan',
+    `  chassis_control "${o.chassisCommand} 0x20"`,
+    `  user 2 true ${confString('username', o.username)} ${confString('password', o.password)} admin 10 none md2 md5 straight`,
+    '',
+  ].join('\n');
+}
+
+/**
  * Starts one `ipmi_sim` (IPMI 2.0 over RMCP+ on a loopback UDP port) for one
  * lab server, configured as LAB.md measured: user 2 is the admin with the
  * given credentials, MC 0x20 with the chassis device.
@@ -93,26 +117,7 @@ export async function startIpmiSim(o: StartIpmiSimOptions): Promise<IpmiSim> {
   writeFileSync(stateFile, `power=${o.poweredOn ? 1 : 0}\nboot=default\n`);
   if (/["\s]/.test(o.workDir + eventsFile + o.name)) throw new Error(`ipmi_sim paths and server names must not contain spaces or quotes: ${o.workDir}`);
   const lanConf = join(o.workDir, 'lan.conf');
-  writeFileSync(
-    lanConf,
-    [
-      `name ${confString('name', o.name.slice(0, 16))}`,
-      'set_working_mc 0x20',
-      '  startlan 1',
-      `    addr 127.0.0.1 ${port}`,
-      '    priv_limit admin',
-      '    allowed_auths_callback none md2 md5 straight',
-      '    allowed_auths_user none md2 md5 straight',
-      '    allowed_auths_operator none md2 md5 straight',
-      '    allowed_auths_admin none md2 md5 straight',
-      '    guid a123456789abcdefa123456789abcdef',
-      '  endlan',
-      `  chassis_control "${script} ${stateFile} ${eventsFile} ${o.name} 0x20"`,
-      `  user 2 true ${confString('username', o.username)} ${confString('password', o.password)} admin 10 none md2 md5 straight`,
-      '',
-    ].join('\n'),
-    { mode: 0o600 },
-  );
+  writeFileSync(lanConf, renderLanConf({ name: o.name, port, username: o.username, password: o.password, chassisCommand: `${script} ${stateFile} ${eventsFile} ${o.name}` }), { mode: 0o600 });
   const emu = join(o.workDir, 'sim.emu');
   const fru = o.fru ? productFru(o.fru) : undefined;
   writeFileSync(

@@ -24,7 +24,7 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freeLoopbackPort, startLabChild } from '../bmc/child';
-import { rmcpPing } from '../bmc/ipmi-sim';
+import { renderLanConf, rmcpPing } from '../bmc/ipmi-sim';
 import { VM_DEVICES } from './vm';
 
 export interface StartQemuBmcOptions {
@@ -95,11 +95,6 @@ with open(events, 'a') as e:
     e.write(json.dumps({'at': t0, 'op': op, 'args': rest, 'out': out, 'ms': round((time.time() - t0) * 1000)}) + '\\n')
 `;
 
-function confString(what: string, v: string): string {
-  if (!/^[\x21-\x7e]{1,16}$/.test(v) || v.includes('"')) throw new Error(`ipmi_sim ${what} must be 1-16 printable ASCII characters without spaces or quotes`);
-  return `"${v}"`;
-}
-
 export async function startQemuBmc(o: StartQemuBmcOptions): Promise<QemuBmc> {
   mkdirSync(o.workDir, { recursive: true });
   if (/["\s]/.test(o.workDir + o.qmpSocket + o.name)) throw new Error(`BMC paths and names must not contain spaces or quotes: ${o.workDir}`);
@@ -109,25 +104,10 @@ export async function startQemuBmc(o: StartQemuBmcOptions): Promise<QemuBmc> {
   chmodSync(program, 0o755);
   const eventsFile = join(o.workDir, 'chassis.jsonl');
   const lanConf = join(o.workDir, 'lan.conf');
+  // The password is in this file: owner only.
   writeFileSync(
     lanConf,
-    [
-      `name ${confString('name', o.name.slice(0, 16))}`,
-      'set_working_mc 0x20',
-      '  startlan 1',
-      `    addr 127.0.0.1 ${port}`,
-      '    priv_limit admin',
-      '    allowed_auths_callback none md2 md5 straight',
-      '    allowed_auths_user none md2 md5 straight',
-      '    allowed_auths_operator none md2 md5 straight',
-      '    allowed_auths_admin none md2 md5 straight',
-      '    guid a123456789abcdefa123456789abcdef',
-      '  endlan',
-      `  chassis_control "${program} ${o.qmpSocket} ${eventsFile} ${VM_DEVICES.nic} ${VM_DEVICES.disk} 0x20"`,
-      `  user 2 true ${confString('username', o.username)} ${confString('password', o.password)} admin 10 none md2 md5 straight`,
-      '',
-    ].join('\n'),
-    // The password is in this file: owner only.
+    renderLanConf({ name: o.name, port, username: o.username, password: o.password, chassisCommand: `${program} ${o.qmpSocket} ${eventsFile} ${VM_DEVICES.nic} ${VM_DEVICES.disk}` }),
     { mode: 0o600 },
   );
   const emu = join(o.workDir, 'sim.emu');
