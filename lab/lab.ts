@@ -6,7 +6,7 @@
  * power and boot changes (sushy's notifier, ipmi_sim's chassis script) and
  * PXE-boots the agent for real against Ironflow's PXE services.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -85,8 +85,22 @@ function followJsonLines(file: string, onLine: (o: Record<string, unknown>) => v
   return () => clearInterval(t);
 }
 
+/**
+ * Emulators of an earlier run of this lab that outlived their plane (kill -9
+ * of the plane leaves them running): found by their work folder in the
+ * command line, and ended before this run starts its own.
+ */
+function killStaleEmulators(workDir: string): void {
+  try {
+    execFileSync('pkill', ['-KILL', '-f', `${workDir}/`], { stdio: 'ignore' });
+  } catch {
+    /* exit 1: none were running */
+  }
+}
+
 export async function startLab(o: StartLabOptions): Promise<Lab> {
   mkdirSync(o.workDir, { recursive: true });
+  killStaleEmulators(o.workDir);
   const sims = new Map<string, SimServer>();
   const cleanups: Array<() => Promise<void>> = [];
   const stop = async () => {
