@@ -16,6 +16,7 @@ import { AGENT_CMDLINE, PXE_PATHS } from '../../api/pxe';
 import type { LabServer } from '../../api/lab';
 import { runAgent, type AgentExit } from './run-agent';
 import { createSysroot, type Sysroot } from './sysroot';
+import { bootDisk, type LabOs } from './os/boot-disk';
 
 export interface PxeEndpoints {
   /** Base URL of Ironflow's provisioning HTTP server. */
@@ -71,6 +72,7 @@ export class SimServer {
   private agent: AbortController | undefined;
   private sysroot: Sysroot | undefined;
   private bootSeq = 0;
+  private labOs: LabOs | undefined;
 
   constructor(private readonly o: SimServerOptions) {}
 
@@ -81,6 +83,11 @@ export class SimServer {
   /** As the server itself knows it (follows the BMC's notifications). */
   get poweredOn(): boolean {
     return this.powered;
+  }
+
+  /** What the installed image runs after a disk boot (lab/sim/os), until power off. */
+  get os(): LabOs | undefined {
+    return this.labOs;
   }
 
   get disks(): Record<string, string> {
@@ -107,6 +114,8 @@ export class SimServer {
       this.bootSeq++;
       this.agent?.abort();
       this.agent = undefined;
+      void this.labOs?.stop();
+      this.labOs = undefined;
       this.o.onEvent?.(this.name, { kind: 'powered-off' });
     }
   }
@@ -114,6 +123,7 @@ export class SimServer {
   private async boot(device: 'pxe' | 'disk', seq: number): Promise<void> {
     if (device === 'disk') {
       this.o.onEvent?.(this.name, { kind: 'disk-boot', rootDevice: Object.keys(this.disks)[0] });
+      if (seq === this.bootSeq) this.labOs = bootDisk({ server: this.o.server, workDir: this.o.workDir, disks: this.disks, log: this.o.log });
       return;
     }
     const t0 = Date.now();
@@ -158,5 +168,8 @@ export class SimServer {
   async stop(): Promise<void> {
     this.bootSeq++;
     this.agent?.abort();
+    const os = this.labOs;
+    this.labOs = undefined;
+    await os?.stop();
   }
 }

@@ -223,7 +223,8 @@ describe('hostLifecycle on the real Temporal server (activities stubbed)', () =>
       observation(),
       async (run) => {
         const before = await run.waitForState('available');
-        const firstRun = (await run.handle.describe()).runId;
+        // The run signal-with-start began (it may already have continued as new by now).
+        const firstRun = (run.handle as typeof run.handle & { signaledRunId: string }).signaledRunId;
         // Each observation is a signal plus a workflow task: a few push the history past the limit.
         for (let i = 0; i < 10; i++) await run.observe(observation({ online: false }));
         const deadline = Date.now() + 15_000;
