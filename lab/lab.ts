@@ -99,6 +99,12 @@ function killStaleEmulators(workDir: string): void {
 }
 
 export async function startLab(o: StartLabOptions): Promise<Lab> {
+  const qemu = o.inventory.servers.filter((s) => s.kind === 'qemu').map((s) => s.name);
+  if (qemu.length > 0) {
+    // QEMU machines need the provisioning network inside a namespace (lab/qemu); the
+    // simulated lab serves PXE on loopback. Refuse rather than silently simulate them.
+    throw new Error(`lab servers ${qemu.join(', ')} have kind: qemu, which this lab cannot run yet: QEMU machines run through lab/qemu (see test/e2e/qemu-pxe.test.ts); use kind: sim here`);
+  }
   mkdirSync(o.workDir, { recursive: true });
   killStaleEmulators(o.workDir);
   const sims = new Map<string, SimServer>();
