@@ -17,6 +17,9 @@ import { startIpmiSim, type IpmiSim } from './bmc/ipmi-sim';
 import { startSushyFleet } from './bmc/sushy';
 import { renderHostManifests } from './manifests';
 import { SimServer, type BootEvent, type PxeEndpoints } from './sim/server';
+import { startQemuBmc } from './qemu/bmc';
+import { startLabNetwork } from './qemu/network';
+import { startVm, type LabVm } from './qemu/vm';
 
 export interface StartLabOptions {
   inventory: LabInventory;
@@ -41,11 +44,25 @@ function systemUuid(name: string): string {
 export interface LabMember {
   server: LabServer;
   bmcAddress: string;
-  sim: SimServer;
+  /** A simulated server (kind: sim, the default)... */
+  sim?: SimServer;
+  /** ...or a QEMU machine (kind: qemu) on the lab's provisioning network. */
+  vm?: LabVm;
+}
+
+/** The network namespace the QEMU machines live on, where Ironflow must serve DHCP. */
+export interface ProvisioningNetwork {
+  netns: string;
+  interface: string;
+  gateway: string;
+  /** What DHCP should hand iPXE clients (relayed to Ironflow's HTTP server). */
+  bootUrl: string;
 }
 
 export interface Lab {
   members: LabMember[];
+  /** Set when the lab has QEMU machines. */
+  provisioningNetwork?: ProvisioningNetwork;
   /** BareMetalHost + Secret manifests for the whole lab (multi-document YAML). */
   manifests: string;
   /** Where the manifests were written (0600). */
@@ -98,13 +115,43 @@ function killStaleEmulators(workDir: string): void {
   }
 }
 
-export async function startLab(o: StartLabOptions): Promise<Lab> {
-  const qemu = o.inventory.servers.filter((s) => s.kind === 'qemu').map((s) => s.name);
-  if (qemu.length > 0) {
-    // QEMU machines need the provisioning network inside a namespace (lab/qemu); the
-    // simulated lab serves PXE on loopback. Refuse rather than silently simulate them.
-    throw new Error(`lab servers ${qemu.join(', ')} have kind: qemu, which this lab cannot run yet: QEMU machines run through lab/qemu (see test/e2e/qemu-pxe.test.ts); use kind: sim here`);
+/** The gateway port in the namespace that relays to Ironflow's PXE HTTP server on loopback. */
+const QEMU_RELAY_PORT = 8080;
+
+/**
+ * kind: qemu servers: real VMs (TCG) on a bridge in a network namespace the
+ * lab creates, each behind an ipmi_sim BMC that drives QEMU over QMP
+ * (lab/qemu); their BMC protocol is always IPMI. DHCP on that network is
+ * Ironflow's (the plane starts it on `Lab.provisioningNetwork`), as in a
+ * datacenter; the lab only relays the gateway's HTTP port to loopback.
+ */
+async function startQemuMembers(servers: LabServer[], o: StartLabOptions, cleanups: Array<() => Promise<void>>): Promise<{ members: LabMember[]; network: ProvisioningNetwork }> {
+  const network = await startLabNetwork({ workDir: join(o.workDir, 'qemu-net') });
+  cleanups.push(() => network.stop());
+  await network.relay(QEMU_RELAY_PORT, Number(new URL(o.pxe.httpUrl).port));
+  const members: LabMember[] = [];
+  for (const [i, s] of servers.entries()) {
+    const vm = await startVm({
+      name: s.name,
+      workDir: join(o.workDir, 'servers', s.name, 'vm'),
+      network,
+      tap: await network.addTap(`tap${i}`),
+      mac: s.nics[0]!.mac,
+      diskMiB: Math.max(16, Math.round((s.disks[0]?.sizeGiB ?? 0.0625) * 1024)),
+      diskSerial: s.disks[0]?.serialNumber,
+    });
+    cleanups.push(() => vm.stop());
+    const bmc = await startQemuBmc({ name: s.name, workDir: join(o.workDir, 'servers', s.name, 'bmc'), qmpSocket: vm.bmcQmpSocket, username: s.bmc.username, password: s.bmc.password });
+    cleanups.push(() => bmc.stop());
+    members.push({ server: s, bmcAddress: bmc.address, vm });
   }
+  return {
+    members,
+    network: { netns: network.netns, interface: network.bridge, gateway: network.gateway, bootUrl: `http://${network.gateway}:${QEMU_RELAY_PORT}/boot.ipxe` },
+  };
+}
+
+export async function startLab(o: StartLabOptions): Promise<Lab> {
   mkdirSync(o.workDir, { recursive: true });
   killStaleEmulators(o.workDir);
   const sims = new Map<string, SimServer>();
@@ -133,8 +180,10 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
     cleanups.push(() => new Promise<void>((r) => notifier.close(() => r())));
     const notificationUrl = `http://127.0.0.1:${(notifier.address() as { port: number }).port}/notify`;
 
-    const redfishServers = o.inventory.servers.filter((s) => s.bmc.protocol === 'redfish');
-    const ipmiServers = o.inventory.servers.filter((s) => s.bmc.protocol === 'ipmi');
+    const simulated = o.inventory.servers.filter((s) => (s.kind ?? 'sim') === 'sim');
+    const qemuServers = o.inventory.servers.filter((s) => s.kind === 'qemu');
+    const redfishServers = simulated.filter((s) => s.bmc.protocol === 'redfish');
+    const ipmiServers = simulated.filter((s) => s.bmc.protocol === 'ipmi');
     const addresses = new Map<string, string>();
     const powerOff = new Map<string, () => Promise<void>>();
     const proxies: FaultProxy[] = [];
@@ -200,7 +249,13 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
     }
 
     const members: LabMember[] = [];
-    for (const s of o.inventory.servers) {
+    let provisioningNetwork: ProvisioningNetwork | undefined;
+    if (qemuServers.length > 0) {
+      const q = await startQemuMembers(qemuServers, o, cleanups);
+      members.push(...q.members);
+      provisioningNetwork = q.network;
+    }
+    for (const s of simulated) {
       const sim = new SimServer({
         server: s,
         workDir: join(o.workDir, 'servers', s.name),
@@ -215,16 +270,18 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
       members.push({ server: s, bmcAddress: addresses.get(s.name)!, sim });
     }
 
-    const manifests = renderHostManifests(o.inventory, (s) => addresses.get(s.name)!);
+    const manifests = renderHostManifests(o.inventory, (s) => members.find((m) => m.server.name === s.name)!.bmcAddress);
     const manifestsFile = join(o.workDir, 'hosts.yaml');
     writeFileSync(manifestsFile, manifests, { mode: 0o600 });
 
     return {
       members,
+      provisioningNetwork,
       manifests,
       manifestsFile,
       proxies,
       member: (name) => {
+        // (sim is absent for kind: qemu members, vm for simulated ones)
         const m = members.find((x) => x.server.name === name);
         if (!m) throw new Error(`no lab server named ${name}`);
         return m;

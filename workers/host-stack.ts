@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { TASK_QUEUES } from '../api/names';
 import { AGENT_BOOT_FILES } from '../api/pxe';
 import type { LabInventory } from '../api/lab';
+import { startDhcp } from '../activities/pxe/dhcp';
 import { startBridge, type Bridge } from '../k8s-bridge/bridge';
 import { startLab, type Lab } from '../lab/lab';
 import type { BootEvent } from '../lab/sim/server';
@@ -102,7 +103,7 @@ export async function startHostStack(o: HostStackOptions): Promise<HostStack> {
     const running = worker.run();
     running.catch((err: unknown) => o.log.error({ err }, 'lifecycle worker stopped with an error'));
     undo.push(async () => {
-      worker.shutdown();
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running.catch(() => undefined);
     });
 
@@ -117,6 +118,19 @@ export async function startHostStack(o: HostStackOptions): Promise<HostStack> {
         log: (line) => o.log.debug({ component: 'lab' }, line),
       });
       undo.push(() => lab!.stop());
+      const net = lab.provisioningNetwork;
+      if (net) {
+        // Ironflow's DHCP on the lab's provisioning network (QEMU machines).
+        const dhcp = await startDhcp({
+          interface: net.interface,
+          netns: net.netns,
+          range: { mode: 'serve', start: '10.99.0.100', end: '10.99.0.199', leaseTime: '1h' },
+          chainUrl: net.bootUrl,
+          stateDir: join(o.stateDir, 'pxe', 'dhcp'),
+          log: o.log.child({ component: 'dhcp' }),
+        });
+        undo.push(() => dhcp.stop());
+      }
     }
 
     if (o.leaseNamespace) await ensureNamespace(o.kc, o.leaseNamespace);

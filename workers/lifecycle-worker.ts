@@ -50,6 +50,9 @@ export async function createLifecycleWorker(opts: LifecycleWorkerOptions): Promi
 /** Routes the SDK's own logs (worker state, task failures) into ours. */
 export function installRuntimeLogger(log: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void; error: (o: object, m: string) => void }): void {
   Runtime.install({
+    // The plane stops its parts in order on SIGINT/SIGTERM (workers/main.ts);
+    // the SDK's own handler would stop the worker first, behind its back.
+    shutdownSignals: [],
     logger: {
       log: (level, message, meta) => (level === 'ERROR' ? log.error : level === 'WARN' ? log.warn : () => undefined)(meta ?? {}, message),
       trace: () => undefined,

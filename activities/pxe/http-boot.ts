@@ -68,7 +68,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
 }
 
 /** Builds the app with the PXE routes; nothing listens yet. */
-export async function buildHttpBootApp(opts: Omit<HttpBootOptions, 'host' | 'port'> & { baseUrl: () => string }): Promise<FastifyInstance> {
+export async function buildHttpBootApp(opts: Omit<HttpBootOptions, 'host' | 'port'> & { baseUrl: (req: FastifyRequest) => string }): Promise<FastifyInstance> {
   const realRoot = await resolveRoot(opts.filesDir);
   const { registry, log } = opts;
   const app = Fastify({
@@ -102,7 +102,7 @@ export async function buildHttpBootApp(opts: Omit<HttpBootOptions, 'host' | 'por
 
   const text = (reply: FastifyReply, code: number, body: string) => reply.code(code).type('text/plain; charset=utf-8').send(body);
 
-  app.get('/boot.ipxe', async (_req, reply) => text(reply, 200, renderChainScript({ baseUrl: opts.baseUrl() })));
+  app.get('/boot.ipxe', async (req, reply) => text(reply, 200, renderChainScript({ baseUrl: opts.baseUrl(req) })));
 
   app.get<{ Params: { script: string } }>('/boot/:script', async (req, reply) => {
     const m = /^([0-9a-fA-F]{2}(?:[-:]?[0-9a-fA-F]{2}){5})\.ipxe$/.exec(req.params.script);
@@ -116,7 +116,7 @@ export async function buildHttpBootApp(opts: Omit<HttpBootOptions, 'host' | 'por
     }
     note(req, { host: `${entry.host.namespace}/${entry.host.name}` });
     rememberClient(req.ip, { mac, host: `${entry.host.namespace}/${entry.host.name}` });
-    return text(reply, 200, renderHostScript({ entry, baseUrl: opts.baseUrl() }));
+    return text(reply, 200, renderHostScript({ entry, baseUrl: opts.baseUrl(req) }));
   });
 
   app.get<{ Params: { '*': string } }>('/files/*', async (req, reply) => {
@@ -155,7 +155,13 @@ export async function buildHttpBootApp(opts: Omit<HttpBootOptions, 'host' | 'por
 /** Starts the server; `port: 0` picks a free port (returned). */
 export async function start(opts: HttpBootOptions): Promise<HttpBootServer> {
   let listening = '';
-  const app = await buildHttpBootApp({ ...opts, baseUrl: () => opts.publicUrl ?? listening });
+  // Without a fixed public URL, scripts point back where the machine reached us
+  // (its Host header): one server can then serve a loopback lab and a network
+  // namespace relayed to it. checkBaseUrl (ipxe-script.ts) refuses anything odd.
+  const app = await buildHttpBootApp({
+    ...opts,
+    baseUrl: (req) => opts.publicUrl ?? (/^[A-Za-z0-9.:[\]-]+$/.test(req.headers.host ?? '') ? `http://${req.headers.host}` : listening),
+  });
   await app.listen({ host: opts.host, port: opts.port });
   const addr = app.server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;

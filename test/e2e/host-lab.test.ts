@@ -138,7 +138,7 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
     });
     const provisioned = await waitForState('rf-1', 'provisioned', 150_000);
     expect(provisioned.status?.provisioning?.image?.url).toContain('e2e.img');
-    const disk = stack.lab!.member('rf-1').sim.disks.sdb!;
+    const disk = stack.lab!.member('rf-1').sim!.disks.sdb!;
     expect(readHead(disk, image.length).equals(image)).toBe(true);
     // The agent put the user data in the root device's last MiB (agent/README.md).
     expect(readFileSync(disk).subarray(-(2 ** 20)).toString('latin1')).toContain(USER_DATA);
@@ -168,7 +168,7 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
 
   it('holds a deleted host until it is powered off, then releases it', async () => {
     await patchSpec('ipmi-1', { online: true });
-    const sim = stack.lab!.member('ipmi-1').sim;
+    const sim = stack.lab!.member('ipmi-1').sim!;
     for (let i = 0; i < 100 && !sim.poweredOn; i++) await sleep(200);
     expect(sim.poweredOn).toBe(true);
     kubectl('delete', 'bmh', 'ipmi-1', '-n', kube.namespace, '--wait=false');

@@ -91,8 +91,8 @@ describe('lab BMCs driven by ipmitool and curl', () => {
     expect(fetchedOverTftpAndHttp(s.name, before)).toEqual({ script: true, kernelOverTftp: true, initrdOverHttp: true });
     expect((await ipmitool('chassis', 'power', 'status')).stdout).toContain('on');
     await ipmitool('chassis', 'power', 'off');
-    for (let i = 0; i < 50 && lab.member(s.name).sim.poweredOn; i++) await sleep(100);
-    expect(lab.member(s.name).sim.poweredOn).toBe(false);
+    for (let i = 0; i < 50 && lab.member(s.name).sim!.poweredOn; i++) await sleep(100);
+    expect(lab.member(s.name).sim!.poweredOn).toBe(false);
   }, 60_000);
 
   it('curl against Redfish: boot override Pxe + Reset On -> the server PXE-boots', async () => {

@@ -7,17 +7,14 @@
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, CustomObjectsApi } from '@kubernetes/client-node';
+import { execFileSync } from 'node:child_process';
+import { CustomObjectsApi } from '@kubernetes/client-node';
+import { loadToolPaths } from '../../workers/embedded/tools';
 import pino from 'pino';
 import { randomBytes } from 'node:crypto';
 import { projectRoot } from '../../api/project-root';
-import { startDhcp } from '../../activities/pxe/dhcp';
-import { startQemuBmc } from '../../lab/qemu/bmc';
-import { startLabNetwork, type LabNetwork } from '../../lab/qemu/network';
-import { startVm } from '../../lab/qemu/vm';
 import { freePort } from '../../workers/embedded/ports';
 import { startHostStack, type HostStack } from '../../workers/host-stack';
-import { labWorkDir, silentLog } from '../helpers/bmc-lab';
 import { kubeTestContext, sharedEnv, temporalTestContext, type KubeTestContext, type TemporalTestContext } from '../helpers/env';
 import { registerTestSecret } from '../helpers/secrets';
 
@@ -25,24 +22,19 @@ const MAC = '52:54:00:1f:e2:01';
 const DISK_MIB = 96;
 
 describe('a BareMetalHost backed by a QEMU machine', () => {
-  const work = labWorkDir('qemu-host');
   const cleanups: Array<() => Promise<void>> = [];
   let kube: KubeTestContext;
   let temporal: TemporalTestContext;
   let stack: HostStack;
-  let network: LabNetwork;
-  let bmcAddress = '';
   const password = `qemu-${randomBytes(5).toString('hex')}`;
 
   beforeAll(async () => {
     registerTestSecret(password);
     kube = await kubeTestContext('qemu');
     temporal = await temporalTestContext('qemu');
-    network = await startLabNetwork({ workDir: join(work, 'net') });
-    cleanups.push(() => network.stop());
-    const relayPort = 8080;
-    // The machine reaches the PXE/agent services through the namespace's gateway address.
-    const httpPort = await freePort();
+    // The stack's own lab, with one kind: qemu server: the lab makes the
+    // namespace, the VM and its BMC; the stack serves DHCP there; iPXE
+    // scripts point at whatever address the machine reached (the relayed gateway).
     stack = await startHostStack({
       kc: kube.kc,
       client: temporal.client,
@@ -51,27 +43,18 @@ describe('a BareMetalHost backed by a QEMU machine', () => {
       taskQueue: temporal.taskQueue,
       stateDir: join(sharedEnv().stateDir, `qemu-${kube.namespace}`),
       agentBootDir: join(projectRoot(__dirname), '.ironflow', 'boot'),
-      provisioning: { bindHost: '127.0.0.1', httpPort, tftpPort: 0, publicUrl: `http://${network.gateway}:${relayPort}` },
+      provisioning: { bindHost: '127.0.0.1', httpPort: await freePort(), tftpPort: 0 },
       watchNamespace: kube.namespace,
       bmcLoopbackOnly: true,
+      lab: {
+        inventory: {
+          namespace: kube.namespace,
+          servers: [{ name: 'vm-1', kind: 'qemu', vendor: 'QEMU', model: 'pc', cpus: 1, memoryMiB: 512, disks: [{ name: 'vda', sizeGiB: DISK_MIB / 1024, serialNumber: 'QEMU-E2E-1' }], nics: [{ name: 'eth0', mac: MAC }], bmc: { protocol: 'ipmi', username: 'admin', password } }],
+        },
+      },
       log: pino({ level: 'debug' }, pino.destination({ dest: join(sharedEnv().stateDir, 'logs', `qemu-host-${kube.namespace}.log`), sync: true, mkdir: true })),
     });
     cleanups.push(() => stack.stop());
-    await network.relay(relayPort, httpPort);
-    const dhcp = await startDhcp({
-      interface: network.bridge,
-      netns: network.netns,
-      range: { mode: 'serve', start: '10.99.0.100', end: '10.99.0.150', leaseTime: '1h' },
-      chainUrl: `http://${network.gateway}:${relayPort}/boot.ipxe`,
-      stateDir: join(work, 'dhcp'),
-      log: silentLog,
-    });
-    cleanups.push(() => dhcp.stop());
-    const vm = await startVm({ name: 'qemu-host-1', workDir: join(work, 'vm'), network, tap: await network.addTap('tap1'), mac: MAC, diskMiB: DISK_MIB });
-    cleanups.push(() => vm.stop());
-    const bmc = await startQemuBmc({ name: 'qemu-host-1', workDir: join(work, 'bmc'), qmpSocket: vm.bmcQmpSocket, username: 'admin', password });
-    cleanups.push(() => bmc.stop());
-    bmcAddress = bmc.address;
   }, 90_000);
 
   afterAll(async () => {
@@ -81,16 +64,10 @@ describe('a BareMetalHost backed by a QEMU machine', () => {
   }, 60_000);
 
   it('is registered and inspected over PXE: status shows the VM\'s real MAC and disk size', async () => {
-    await kube.kc.makeApiClient(CoreV1Api).createNamespacedSecret({ namespace: kube.namespace, body: { metadata: { name: 'vm-bmc' }, stringData: { username: 'admin', password } } });
     const custom = kube.kc.makeApiClient(CustomObjectsApi);
     const t0 = Date.now();
-    await custom.createNamespacedCustomObject({
-      group: 'metal3.io',
-      version: 'v1alpha1',
-      namespace: kube.namespace,
-      plural: 'baremetalhosts',
-      body: { apiVersion: 'metal3.io/v1alpha1', kind: 'BareMetalHost', metadata: { name: 'vm-1' }, spec: { online: false, bootMACAddress: MAC, bmc: { address: bmcAddress, credentialsName: 'vm-bmc' } } },
-    });
+    // The lab's own manifests (Secret + BareMetalHost), as an operator applies them.
+    execFileSync(loadToolPaths().kubectl, ['--kubeconfig', sharedEnv().kubeconfig, 'apply', '-f', stack.lab!.manifestsFile]);
     type Host = { status?: { provisioning?: { state?: string }; errorMessage?: string; hardware?: { nics: Array<{ mac: string }>; disks: Array<{ sizeBytes: number }>; memoryMiB: number } } };
     let host: Host = {};
     while (Date.now() - t0 < 150_000) {
