@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AgentCommand, AgentReport, DeployResult, RootDeviceHints } from '../../api/agent';
 import type { LabServer } from '../../api/lab';
-import { startAgentLab, type AgentLab } from '../../lab/sim/agent-lab';
+import { startAgentLab, type AgentLab } from '../helpers/agent-lab';
 
 const MiB = 1024 * 1024;
 // Not a whole number of MiB: the last dd block is partial.

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AgentReport, EraseMode, EraseResult } from '../../api/agent';
 import type { LabServer } from '../../api/lab';
-import { startAgentLab, type AgentLab } from '../../lab/sim/agent-lab';
+import { startAgentLab, type AgentLab } from '../helpers/agent-lab';
 import { createSysroot, labDiskBytes } from '../../lab/sim/sysroot';
 
 const server = (name: string, faults: LabServer['faults'] = []): LabServer => ({

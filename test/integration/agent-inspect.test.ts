@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InspectionData } from '../../api/agent';
 import type { LabServer } from '../../api/lab';
-import { startAgentLab, type AgentLab } from '../../lab/sim/agent-lab';
+import { startAgentLab, type AgentLab } from '../helpers/agent-lab';
 import { runAgent } from '../../lab/sim/run-agent';
 import { createSysroot } from '../../lab/sim/sysroot';
 

@@ -8,6 +8,8 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LabServer } from '../../../api/lab';
+// The workload cluster's API server is the same envtest the plane embeds (an
+// exception to lab/ importing only api/: one way to run kube-apiserver, not two).
 import { startKubeApiserver, type KubeApiserver } from '../../../workers/embedded/kube-apiserver';
 import { loadToolPaths } from '../../../workers/embedded/tools';
 import { labDiskBytes } from '../sysroot';

@@ -13,8 +13,8 @@ import { normalizeMac } from '../../api/pxe';
 import { agentApiPlugin } from '../../activities/agent/api';
 import { AgentCommandStore } from '../../activities/agent/commands';
 import { AgentTokenStore } from '../../activities/agent/tokens';
-import { runAgent, type AgentExit } from './run-agent';
-import { createSysroot, type Sysroot } from './sysroot';
+import { runAgent, type AgentExit } from '../../lab/sim/run-agent';
+import { createSysroot, type Sysroot } from '../../lab/sim/sysroot';
 
 export interface AgentLab {
   app: FastifyInstance;
