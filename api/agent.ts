@@ -44,6 +44,24 @@ export interface RootDeviceHints {
   rotational?: boolean;
 }
 
+/**
+ * Regions the agent reads back after writing or erasing, hashed together
+ * (sha256 over the bytes of every region, in order). The plane chooses them
+ * when it starts the session and knows what they must hash to (zeros after an
+ * erase, the image's bytes after a deploy), so a report cannot claim work that
+ * was not done on that disk.
+ */
+export interface VerifyRegions {
+  regions: Array<{ offset: number; length: number }>;
+}
+
+/** A disk as inspection recorded it: the agent must act on exactly this disk and report these facts back. */
+export interface ExpectedDisk {
+  name: string;
+  serialNumber: string;
+  sizeBytes: number;
+}
+
 export type AgentCommand =
   | { id: string; type: 'none' }
   | { id: string; type: 'inspect' }
@@ -56,8 +74,18 @@ export type AgentCommand =
       rootDeviceHints?: RootDeviceHints;
       /** True when user data is waiting at .../user-data (fetched with the token). */
       hasUserData: boolean;
+      /** Set by the plane when it starts the session (see VerifyRegions). */
+      verify?: VerifyRegions;
     }
-  | { id: string; type: 'erase'; mode: EraseMode }
+  | {
+      id: string;
+      type: 'erase';
+      mode: EraseMode;
+      /** The inspected disks (set by the plane); the agent erases these, by serial, and no other. */
+      disks?: ExpectedDisk[];
+      /** Per disk name, regions read back after the erase (set by the plane). */
+      verify?: Record<string, VerifyRegions>;
+    }
   | { id: string; type: 'poweroff' };
 export type AgentCommandType = AgentCommand['type'];
 
@@ -89,6 +117,11 @@ export interface InspectionData {
 
 export interface DeployResult {
   rootDevice: string;
+  /** Evidence: the root device's serial and size as the agent reads them now (must match inspection). */
+  rootDeviceSerial?: string;
+  rootDeviceSizeBytes?: number;
+  /** Evidence: sha256 over the command's verify regions read back from the root device. */
+  sampleSha256?: string;
   bytesWritten: number;
   checksumType: 'sha256' | 'sha512';
   /** The checksum the agent computed over what it wrote (read back from disk). */
@@ -103,6 +136,10 @@ export interface DiskEraseRecord {
   result: 'ok' | 'failed';
   /** Sampled blocks read back after erase were all zero. */
   verified: boolean;
+  /** Evidence: the disk's size as the agent reads it now (must match inspection). */
+  sizeBytes?: number;
+  /** Evidence: sha256 over the command's verify regions of this disk, read back after the erase. */
+  sampleSha256?: string;
   detail?: string;
   finishedAt: string;
 }
@@ -123,4 +160,38 @@ export interface AgentReportSignal {
   bootId: string;
   report: AgentReport;
   receivedAt: string;
+  /**
+   * Set when the plane ended the session itself (its iPXE script was fetched
+   * twice, a lookup came for a boot that was not waiting, evidence did not
+   * match): `report` is then a 'failed' report naming why, and the workflow
+   * retries the operation with a fresh boot.
+   */
+  invalidated?: boolean;
+}
+
+/**
+ * One agent session = one boot of one host for exactly one command. The
+ * plane keeps sessions in a durable store (they survive a plane restart), and
+ * that store is the one source of which boot of a host is current.
+ *
+ *   prepared  -> the per-boot iPXE script (token on its kernel command line) not yet served
+ *   booting   -> the script was served (once); waiting for the agent's first call
+ *   running   -> the agent called in with the token
+ *   finished  -> the final report for the command was accepted (kept in `report`)
+ *   invalidated -> ended by the plane (see invalidatedReason); its token no longer works
+ */
+export type AgentSessionState = 'prepared' | 'booting' | 'running' | 'finished' | 'invalidated';
+
+/** What the plane tells a workflow about a session (never the token or user data). */
+export interface AgentSessionView {
+  bootId: string;
+  commandId: string;
+  type: AgentCommandType;
+  state: AgentSessionState;
+  preparedAt: string;
+  /** The final report, once finished. */
+  report?: AgentReport;
+  invalidatedReason?: string;
+  /** Latest progress report (coalesced in the plane; not one signal each). */
+  progress?: { message: string; percent?: number; at: string };
 }

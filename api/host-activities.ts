@@ -4,9 +4,9 @@
  * at compile time that what it registers satisfies this interface, and
  * workflow tests stub exactly this.
  */
-import type { AgentCommand } from './agent';
+import type { AgentCommand, AgentSessionView, ExpectedDisk } from './agent';
 import type { BootTarget, PowerState } from './bmc';
-import type { HostRef, HostSpec, HostStatus } from './host';
+import type { HostEvent, HostRef, HostSpec, HostStatus } from './host';
 import type { BootMode } from './pxe';
 
 export interface BmcTarget {
@@ -30,8 +30,38 @@ export interface HostActivities {
   /** Queues a command for the agent of this boot; the result arrives as the agentReport signal. */
   sendAgentCommand(input: { host: HostRef; bootId: string; command: AgentCommand; userData?: { namespace: string; name: string } }): Promise<void>;
 
-  /** Writes status to the BareMetalHost status subresource (idempotent). */
-  writeHostStatus(input: { host: HostRef; status: HostStatus }): Promise<void>;
+  /** Writes status to the BareMetalHost status subresource (idempotent), and the events of this step. */
+  writeHostStatus(input: { host: HostRef; status: HostStatus; events?: HostEvent[] }): Promise<void>;
   /** Removes Ironflow's finalizer: the hardware is safe (powered off, erased or detached). */
   releaseHost(input: { host: HostRef }): Promise<void>;
+}
+
+/**
+ * Agent sessions (replacing prepareBoot(mode 'agent') + sendAgentCommand):
+ * being built; HostActivities extends this once the plane serves them.
+ */
+export interface HostAgentSessionActivities {
+  /**
+   * Starts one agent session: a fresh boot of `mac` for exactly `command`,
+   * its token minted and put on the kernel command line of a per-boot iPXE
+   * script that is served once, the command queued, everything persisted in
+   * the plane's session store. Idempotent by command.id (a retry returns the
+   * same bootId). Refuses user data from another namespace. `inspectedDisks`
+   * is what reports are checked against (disk serial and size).
+   */
+  startAgentSession(input: {
+    host: HostRef;
+    mac: string;
+    command: AgentCommand;
+    /** Secret with the user data, in the host's own namespace. */
+    userData?: { name: string };
+    inspectedDisks?: ExpectedDisk[];
+  }): Promise<{ bootId: string }>;
+  /** What the plane's durable session store knows of a command (undefined = no such session). */
+  getAgentSession(input: { host: HostRef; commandId: string }): Promise<AgentSessionView | undefined>;
+  /** Claims `mac` for this host for the object's lifetime (refused when another host, or another namespace, holds it). */
+  claimBootMac(input: { host: HostRef; mac: string }): Promise<void>;
+  /** Every exit path: drops the host's boot entries, sessions (tokens) and MAC claims. Idempotent. */
+  forgetHostBoot(input: { host: HostRef }): Promise<void>;
+
 }

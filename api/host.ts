@@ -73,6 +73,14 @@ export interface HostObservation {
 export interface HostWorkflowInput {
   ref: HostRef;
   observation: HostObservation;
+  /**
+   * The object's status as the bridge last saw it: the durable record. A run
+   * that starts with no carried state (first start, or a new run after a
+   * terminate, reset, failure or lost Temporal database) adopts the host from
+   * it and never reboots, re-inspects or re-images it because its own
+   * history is empty.
+   */
+  recorded?: HostStatus;
   /** Carried across continue-as-new. */
   carried?: HostStatus;
   /** Continue as new past this many history events while resting (default 2000; tests set it low). */
@@ -104,6 +112,13 @@ export interface HostStatus {
   erase?: EraseRecordEntry[];
   /** Ironflow: who approved the last destructive step on precious data. */
   lastApproval?: { action: string; approver: string; at: string };
+}
+
+/** A Kubernetes Event on the BareMetalHost, as BMO emits them (reason in UpperCamelCase). */
+export interface HostEvent {
+  type: 'Normal' | 'Warning';
+  reason: string;
+  message: string;
 }
 
 /** Signal and query names; workflows define them with these names (workflows/host/messages.ts). */

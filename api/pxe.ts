@@ -22,8 +22,14 @@ export const AGENT_BOOT_FILES = {
   initramfs: 'ironflow-agent.initramfs',
 } as const;
 
-/** Kernel command-line keys the agent reads (/proc/cmdline). No secrets here: the token is fetched by lookup. */
+/**
+ * Kernel command-line keys the agent reads (/proc/cmdline). The token rides
+ * on the command line of a per-boot iPXE script that is served ONCE (a second
+ * fetch invalidates the boot); it is never handed out on request.
+ */
 export const AGENT_CMDLINE = {
+  /** The session's agent token (per host, boot and command). */
+  token: 'ironflow.token',
   /** Base URL of Ironflow's provisioning HTTP server, e.g. http://10.99.0.1:8080 */
   api: 'ironflow.api',
   /** Boot id issued by prepareBoot, so a stale agent of an older boot is recognisable. */
