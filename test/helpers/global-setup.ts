@@ -5,12 +5,19 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { installCrds } from '../../k8s-bridge/install-crds';
 import { startKubeApiserver } from '../../workers/embedded/kube-apiserver';
 import { startTemporalDevServer } from '../../workers/embedded/temporal-dev-server';
+import { startUpstreamWebhooks } from '../../workers/embedded/upstream-webhooks';
 import { loadToolPaths } from '../../workers/embedded/tools';
 import { TEST_ENV_VAR, defaultTestEnvFile, type SharedTestEnv } from './test-env-file';
 
+function requireTool(path: string | undefined, name: string): string {
+  if (!path) throw new Error(`.ironflow/tools.json has no "${name}": run \`npm run setup\` (it builds scripts/build-upstream-webhooks.sh)`);
+  return path;
+}
+
 /**
  * Starts the real servers once per jest run: an in-memory Temporal dev server
- * and a kube-apiserver + etcd with Ironflow's CRDs. No fallback: if a server
+ * and a kube-apiserver + etcd with Ironflow's CRDs, converted and admitted by
+ * upstream's webhooks (a real process, as the plane runs it). No fallback: if a server
  * cannot start, the run fails here with the server's own log lines.
  */
 export default async function globalSetup(): Promise<void> {
@@ -30,12 +37,14 @@ export default async function globalSetup(): Promise<void> {
       kubeconfigPath: join(stateDir, 'kubeconfig'),
     }),
   ]);
+  const webhooks = await startUpstreamWebhooks({ binary: requireTool(tools.upstreamWebhooks, 'upstreamWebhooks'), kubeconfigPath: kube.kubeconfigPath, dataDir: join(stateDir, 'webhooks'), logDir, openssl: tools.openssl });
   (globalThis as { __ironflowStop?: () => Promise<void> }).__ironflowStop = async () => {
+    await webhooks.stop();
     await Promise.all([temporal.stop(), kube.stop()]);
   };
   const kc = new KubeConfig();
   kc.loadFromFile(kube.kubeconfigPath);
-  await installCrds(kc);
+  await installCrds(kc, { webhooks });
 
   const env: SharedTestEnv = { temporalAddress: temporal.address, temporalNamespace: temporal.namespace, kubeconfig: kube.kubeconfigPath, stateDir };
   const file = defaultTestEnvFile();

@@ -10,6 +10,8 @@ export interface ToolPaths {
   kubectl: string;
   etcd: string;
   openssl: string;
+  /** Upstream's conversion and admission webhooks (scripts/build-upstream-webhooks.sh). */
+  upstreamWebhooks: string;
 }
 
 /** The repository root (where package.json is), from source or from dist/. */

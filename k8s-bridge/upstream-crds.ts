@@ -1,0 +1,95 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { parse, parseAllDocuments } from 'yaml';
+import { CONVERSION_WEBHOOK_PATH } from '../api/crd-set';
+
+/** One file of api/crds/upstream/index.json (written by scripts/upstream-api/gen-crds). */
+export interface UpstreamIndexEntry {
+  file: string;
+  name?: string;
+  kind?: string;
+  /** `module@version path` or `owner/repo@commit path`. */
+  source: string;
+  /** Git blob id of the file's bytes: equal to upstream's at the pinned commit. */
+  gitBlob: string;
+  /** Labels upstream's kustomization adds (Cluster API contract labels). */
+  labels?: Record<string, string>;
+  served?: string[];
+  storage?: string;
+}
+
+export interface UpstreamIndex {
+  crds: UpstreamIndexEntry[];
+  webhooks: UpstreamIndexEntry[];
+}
+
+/** Where Ironflow's webhooks server listens and the CA the kube-apiserver must trust for it. */
+export interface WebhookEndpoint {
+  url: string;
+  caPem: string;
+}
+
+export function loadUpstreamIndex(dir: string): UpstreamIndex {
+  return JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as UpstreamIndex;
+}
+
+/**
+ * Upstream's CRD as its release installs it: the published base file plus what
+ * upstream's kustomization adds, namely its labels and, for a CRD that serves
+ * more than one version, `spec.conversion` through a webhook (upstream's
+ * `webhook_in_*` patches; the URL and CA are this plane's). Single-version
+ * CRDs keep `conversion: None`: the apiserver never calls a webhook for them.
+ */
+export function upstreamCrd(dir: string, entry: UpstreamIndexEntry, webhooks?: WebhookEndpoint): V1CustomResourceDefinition {
+  const crd = parse(readFileSync(join(dir, entry.file), 'utf8')) as V1CustomResourceDefinition;
+  if (entry.labels) crd.metadata = { ...crd.metadata, labels: { ...crd.metadata?.labels, ...entry.labels } };
+  if ((entry.served?.length ?? 0) > 1 && webhooks) {
+    crd.spec.conversion = {
+      strategy: 'Webhook',
+      webhook: {
+        conversionReviewVersions: ['v1'],
+        clientConfig: { url: `${webhooks.url}${CONVERSION_WEBHOOK_PATH}`, caBundle: Buffer.from(webhooks.caPem).toString('base64') },
+      },
+    };
+  }
+  return crd;
+}
+
+/** True when the CRD serves several versions, so reading it in another version needs the conversion webhook. */
+export function needsConversion(entry: UpstreamIndexEntry): boolean {
+  return (entry.served?.length ?? 0) > 1;
+}
+
+interface WebhookConfiguration {
+  apiVersion: string;
+  kind: 'MutatingWebhookConfiguration' | 'ValidatingWebhookConfiguration';
+  metadata: { name: string; labels?: Record<string, string> };
+  webhooks: Array<{ name: string; clientConfig: { service?: { path?: string }; url?: string; caBundle?: string } } & Record<string, unknown>>;
+}
+
+/**
+ * Upstream's admission webhook configurations (config/webhook/manifests.yaml
+ * of Cluster API core, kubeadm bootstrap and kubeadm control plane) pointed at
+ * this plane's webhooks server: each `clientConfig.service` (an in-cluster
+ * Service upstream's kustomize fills in) becomes the loopback URL with the same
+ * path, plus the CA. Names get the file's prefix, as upstream's kustomize
+ * namePrefix does, so the three files' configurations do not overwrite each other.
+ */
+export function upstreamWebhookConfigurations(dir: string, index: UpstreamIndex, webhooks: WebhookEndpoint): WebhookConfiguration[] {
+  const caBundle = Buffer.from(webhooks.caPem).toString('base64');
+  return index.webhooks.flatMap((entry) =>
+    parseAllDocuments(readFileSync(join(dir, entry.file), 'utf8'))
+      .map((d) => d.toJS() as WebhookConfiguration | null)
+      .filter((d): d is WebhookConfiguration => !!d && (d.kind === 'MutatingWebhookConfiguration' || d.kind === 'ValidatingWebhookConfiguration'))
+      .map((cfg) => ({
+        ...cfg,
+        metadata: { name: `ironflow-${entry.file.replace(/^webhooks_/, '').replace(/\.yaml$/, '')}-${cfg.metadata.name}`, labels: { 'app.kubernetes.io/managed-by': 'ironflow' } },
+        webhooks: cfg.webhooks.map((w) => {
+          const path = w.clientConfig.service?.path;
+          if (!path) throw new Error(`${entry.file}: webhook ${w.name} has no clientConfig.service.path to serve`);
+          return { ...w, clientConfig: { url: `${webhooks.url}${path}`, caBundle } };
+        }),
+      })),
+  );
+}
