@@ -84,11 +84,12 @@ func main() {
 	host := fs.String("host", "127.0.0.1", "address to listen on")
 	port := fs.Int("port", 9443, "HTTPS port")
 	certDir := fs.String("cert-dir", "", "folder with tls.crt and tls.key (required)")
+	convertTo := fs.String("convert-to", "", "instead of serving: convert the JSON array of objects on stdin to this apiVersion with the same handler the server uses, print the JSON array (for tests)")
 	gates := fs.String("feature-gates", "", "Cluster API feature gates, as its controllers take them (e.g. ClusterTopology=true)")
 	_ = fs.Parse(os.Args[1:])
 	ctrl.SetLogger(zap.New(zap.UseDevMode(false)))
 	log := ctrl.Log.WithName("ironflow-upstream-webhooks")
-	if *kubeconfig == "" || *certDir == "" {
+	if *kubeconfig == "" || (*certDir == "" && *convertTo == "") {
 		fmt.Fprintln(os.Stderr, "ironflow-upstream-webhooks: --kubeconfig and --cert-dir are required")
 		os.Exit(2)
 	}
@@ -162,6 +163,9 @@ func main() {
 		}
 	}
 
+	if *convertTo != "" {
+		os.Exit(convertStdin(mgr.GetWebhookServer(), *convertTo))
+	}
 	mgr.GetWebhookServer().Register("/healthz", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) }))
 	log.Info("serving", "address", fmt.Sprintf("https://%s:%d", *host, *port), "featureGates", *gates)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil && !errors.Is(err, context.Canceled) {
