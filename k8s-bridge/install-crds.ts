@@ -12,8 +12,8 @@ export function crdDirectory(): string {
   return join(projectRoot(__dirname), 'api', 'crds');
 }
 
-/** Ironflow's own hand-written CRDs (api/crds/*.yaml), only those named in IRONFLOW_OWNED_CRDS. */
-function ownedCrds(dir: string): V1CustomResourceDefinition[] {
+/** Ironflow's own hand-written CRDs (api/crds/*.yaml), only those named in `owned`. */
+function ownedCrds(dir: string, owned: readonly string[]): V1CustomResourceDefinition[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.yaml'))
     .sort()
@@ -23,20 +23,23 @@ function ownedCrds(dir: string): V1CustomResourceDefinition[] {
         return doc.toJS() as V1CustomResourceDefinition;
       }),
     )
-    .filter((d) => d?.kind === 'CustomResourceDefinition' && IRONFLOW_OWNED_CRDS.includes(d.metadata?.name ?? ''));
+    .filter((d) => d?.kind === 'CustomResourceDefinition' && owned.includes(d.metadata?.name ?? ''));
 }
 
 /**
  * Every CRD Ironflow installs: upstream's (api/crds/upstream) for every kind it
  * does not own, its own for the kinds in IRONFLOW_OWNED_CRDS. With `webhooks`,
- * multi-version CRDs convert through that server.
+ * multi-version CRDs convert through that server. `owned` overrides the list
+ * of kinds installed from Ironflow's own CRDs (a test's reference server
+ * passes [] to hold upstream's CRDs only).
  */
-export function loadCrds(dir = crdDirectory(), opts: { webhooks?: WebhookEndpoint } = {}): V1CustomResourceDefinition[] {
+export function loadCrds(dir = crdDirectory(), opts: { webhooks?: WebhookEndpoint; owned?: readonly string[] } = {}): V1CustomResourceDefinition[] {
+  const owned = opts.owned ?? IRONFLOW_OWNED_CRDS;
   const upstreamDir = join(dir, 'upstream');
   const upstream = loadUpstreamIndex(upstreamDir)
-    .crds.filter((e) => !IRONFLOW_OWNED_CRDS.includes(e.name ?? ''))
+    .crds.filter((e) => !owned.includes(e.name ?? ''))
     .map((e) => upstreamCrd(upstreamDir, e, opts.webhooks));
-  return [...ownedCrds(dir), ...upstream];
+  return [...ownedCrds(dir, owned), ...upstream];
 }
 
 /**
@@ -46,10 +49,10 @@ export function loadCrds(dir = crdDirectory(), opts: { webhooks?: WebhookEndpoin
  * `webhooks`. Multi-version CRDs need that server for conversion, so it is
  * required whenever one is installed.
  */
-export async function installCrds(kc: KubeConfig, opts: { timeoutMs?: number; webhooks?: WebhookEndpoint } = {}): Promise<string[]> {
+export async function installCrds(kc: KubeConfig, opts: { timeoutMs?: number; webhooks?: WebhookEndpoint; owned?: readonly string[] } = {}): Promise<string[]> {
   const dir = crdDirectory();
   const index = loadUpstreamIndex(join(dir, 'upstream'));
-  const multi = index.crds.filter((e) => needsConversion(e) && !IRONFLOW_OWNED_CRDS.includes(e.name ?? ''));
+  const multi = index.crds.filter((e) => needsConversion(e) && !(opts.owned ?? IRONFLOW_OWNED_CRDS).includes(e.name ?? ''));
   if (!opts.webhooks && multi.length > 0) {
     throw new Error(`${multi.length} CRDs (e.g. ${multi[0]?.name}) serve several versions and convert through Ironflow's upstream webhooks server: start it (workers/embedded/upstream-webhooks.ts) and pass its URL and CA to installCrds`);
   }
@@ -57,7 +60,7 @@ export async function installCrds(kc: KubeConfig, opts: { timeoutMs?: number; we
   // schema keys it spells differently (`default`, `enum` become `_default`...).
   const generic = kc.makeApiClient(CustomObjectsApi);
   const ext = kc.makeApiClient(ApiextensionsV1Api);
-  const crds = loadCrds(dir, { webhooks: opts.webhooks });
+  const crds = loadCrds(dir, { webhooks: opts.webhooks, owned: opts.owned });
   const apply = (group: string, plural: string, body: { metadata?: { name?: string } }) =>
     generic.patchClusterCustomObject(
       { group, version: 'v1', plural, name: body.metadata?.name ?? '', body, fieldManager: 'ironflow', force: true },
