@@ -10,7 +10,7 @@
  * the same MAC only refresh annotations (last seen, boot attempts) with a
  * JSON merge patch that names nothing but those annotations.
  *
- * Servers are cluster-scoped (api/crds/metal.sidero.dev_servers.yaml, as in
+ * Servers are cluster-scoped (api/crds/upstream/metal.sidero.dev_servers.yaml, as in
  * Sidero), so there is no namespace to choose. Sidero names a Server by the
  * machine's SMBIOS UUID; a PXE request carries only the MAC, so the name is
  * derived from it: 52:54:00:12:34:56 -> mac-52-54-00-12-34-56.
@@ -157,7 +157,7 @@ export function startDiscoveryReporter(o: DiscoveryReporterOptions): DiscoveryRe
         written.set(d.mac, stamp(d));
       } catch (err) {
         const code = statusCode(err);
-        const hint = code === 404 ? ': is the metal.sidero.dev Server CRD installed (api/crds/metal.sidero.dev_servers.yaml)?' : '';
+        const hint = code === 404 ? ': is the metal.sidero.dev Server CRD installed (api/crds/upstream/metal.sidero.dev_servers.yaml)?' : '';
         log.warn({ err, mac: d.mac, server: serverNameForMac(d.mac), status: code }, `could not report discovered MAC ${d.mac} as Server ${serverNameForMac(d.mac)}${hint}`);
       }
     }
