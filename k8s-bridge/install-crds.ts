@@ -5,7 +5,7 @@ import { ApiextensionsV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, s
 import { parseAllDocuments } from 'yaml';
 import { IRONFLOW_OWNED_CRDS } from '../api/crd-set';
 import { projectRoot } from '../api/project-root';
-import { loadUpstreamIndex, needsConversion, upstreamCrd, upstreamWebhookConfigurations, type WebhookEndpoint } from './upstream-crds';
+import { loadUpstreamIndex, needsConversion, servesPath, upstreamCrd, upstreamWebhookConfigurations, upstreamWebhookPaths, type WebhookEndpoint } from './upstream-crds';
 
 /** Folder of Ironflow's CRD manifests (api/crds), from source, dist/ or a bench build. */
 export function crdDirectory(): string {
@@ -46,7 +46,7 @@ export function loadCrds(dir = crdDirectory(), opts: { webhooks?: WebhookEndpoin
  * Server-side applies every CRD (idempotent: a second run changes nothing) and
  * waits until each is Established, so a client may create objects right after;
  * then applies upstream's admission webhook configurations, pointed at
- * `webhooks`. Multi-version CRDs need that server for conversion, so it is
+ * `webhooks`, keeping only the webhooks that server serves. Multi-version CRDs need that server for conversion, so it is
  * required whenever one is installed.
  */
 export async function installCrds(kc: KubeConfig, opts: { timeoutMs?: number; webhooks?: WebhookEndpoint; owned?: readonly string[] } = {}): Promise<string[]> {
@@ -78,7 +78,9 @@ export async function installCrds(kc: KubeConfig, opts: { timeoutMs?: number; we
     }
   }
   if (opts.webhooks) {
-    for (const cfg of upstreamWebhookConfigurations(join(dir, 'upstream'), index, opts.webhooks)) {
+    const served = new Set<string>();
+    for (const path of upstreamWebhookPaths(join(dir, 'upstream'), index)) if (await servesPath(opts.webhooks, path)) served.add(path);
+    for (const cfg of upstreamWebhookConfigurations(join(dir, 'upstream'), index, opts.webhooks, (p) => served.has(p))) {
       await apply('admissionregistration.k8s.io', cfg.kind === 'MutatingWebhookConfiguration' ? 'mutatingwebhookconfigurations' : 'validatingwebhookconfigurations', cfg);
     }
   }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { request } from 'node:https';
 import { join } from 'node:path';
 import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
@@ -76,7 +77,7 @@ interface WebhookConfiguration {
  * path, plus the CA. Names get the file's prefix, as upstream's kustomize
  * namePrefix does, so the three files' configurations do not overwrite each other.
  */
-export function upstreamWebhookConfigurations(dir: string, index: UpstreamIndex, webhooks: WebhookEndpoint): WebhookConfiguration[] {
+export function upstreamWebhookConfigurations(dir: string, index: UpstreamIndex, webhooks: WebhookEndpoint, served: (path: string) => boolean = () => true): WebhookConfiguration[] {
   const caBundle = Buffer.from(webhooks.caPem).toString('base64');
   return index.webhooks.flatMap((entry) =>
     parseAllDocuments(readFileSync(join(dir, entry.file), 'utf8'))
@@ -85,11 +86,39 @@ export function upstreamWebhookConfigurations(dir: string, index: UpstreamIndex,
       .map((cfg) => ({
         ...cfg,
         metadata: { name: `ironflow-${entry.file.replace(/^webhooks_/, '').replace(/\.yaml$/, '')}-${cfg.metadata.name}`, labels: { 'app.kubernetes.io/managed-by': 'ironflow' } },
-        webhooks: cfg.webhooks.map((w) => {
-          const path = w.clientConfig.service?.path;
-          if (!path) throw new Error(`${entry.file}: webhook ${w.name} has no clientConfig.service.path to serve`);
-          return { ...w, clientConfig: { url: `${webhooks.url}${path}`, caBundle } };
-        }),
-      })),
+        webhooks: cfg.webhooks
+          .filter((w) => served(w.clientConfig.service?.path ?? ''))
+          .map((w) => {
+            const path = w.clientConfig.service?.path;
+            if (!path) throw new Error(`${entry.file}: webhook ${w.name} has no clientConfig.service.path to serve`);
+            return { ...w, clientConfig: { url: `${webhooks.url}${path}`, caBundle } };
+          }),
+      }))
+      .filter((cfg) => cfg.webhooks.length > 0),
   );
+}
+
+/** Every clientConfig path the upstream webhook configurations name. */
+export function upstreamWebhookPaths(dir: string, index: UpstreamIndex): string[] {
+  const probe: WebhookEndpoint = { url: '', caPem: '' };
+  return upstreamWebhookConfigurations(dir, index, probe).flatMap((c) => c.webhooks.map((w) => w.clientConfig.url ?? ''));
+}
+
+/**
+ * Whether the webhooks server serves `path`: an unregistered path answers 404
+ * from the server's mux, a registered admission handler answers anything else
+ * to an empty review. Used to leave out the configuration entries of webhooks
+ * Ironflow does not serve (e.g. CAPM3's Metal3Data), which would otherwise
+ * make every write of that kind fail (failurePolicy: Fail).
+ */
+export function servesPath(webhooks: WebhookEndpoint, path: string): Promise<boolean> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${webhooks.url}${path}`, { method: 'POST', ca: webhooks.caPem, headers: { 'content-type': 'application/json' }, timeout: 5_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode !== 404);
+    });
+    req.on('timeout', () => req.destroy(new Error(`webhooks server ${webhooks.url}: no answer for ${path}`)));
+    req.on('error', reject);
+    req.end('{}');
+  });
 }

@@ -178,6 +178,12 @@ describe('Ironflow CRDs on the real kube-apiserver', () => {
     await custom.deleteClusterCustomObject({ group: 'metal.sidero.dev', version: 'v1alpha2', plural: 'serverclasses', name: 'workers-x86' });
   });
 
+  it('defaults a Metal3Cluster as CAPM3’s webhook does: port 6443, cloudProviderEnabled false', async () => {
+    await applyObjects(kube.kc, [{ apiVersion: 'infrastructure.cluster.x-k8s.io/v1beta2', kind: 'Metal3Cluster', metadata: { name: 'defaults' }, spec: { controlPlaneEndpoint: { host: '192.168.111.249' } } } as KubernetesObject], { namespace: kube.namespace });
+    const m3c = (await custom.getNamespacedCustomObject({ group: 'infrastructure.cluster.x-k8s.io', version: 'v1beta2', plural: 'metal3clusters', namespace: kube.namespace, name: 'defaults' })) as { spec: Record<string, unknown> };
+    expect(m3c.spec).toEqual({ controlPlaneEndpoint: { host: '192.168.111.249', port: 6443 }, cloudProviderEnabled: false });
+  });
+
   it('serves MachineHealthCheck v1beta1 and v1beta2, each read in its own version’s field names', async () => {
     await applyObjects(kube.kc, [
       { apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'MachineHealthCheck', metadata: { name: 'mhc-v2' }, spec: { clusterName: 'c1', selector: { matchLabels: { nodepool: 'np0' } }, checks: { nodeStartupTimeoutSeconds: 600, unhealthyNodeConditions: [{ type: 'Ready', status: 'False', timeoutSeconds: 300 }] }, remediation: { triggerIf: { unhealthyLessThanOrEqualTo: 2 } } } } as KubernetesObject,
@@ -206,6 +212,8 @@ describe('Ironflow CRDs on the real kube-apiserver', () => {
     ['MachineHealthCheck v1beta1 with maxUnhealthy "half"', { apiVersion: 'cluster.x-k8s.io/v1beta1', kind: 'MachineHealthCheck', metadata: { name: 'mhc-bad' }, spec: { clusterName: 'c1', selector: { matchLabels: { a: 'b' } }, maxUnhealthy: 'half' } }, /spec\.remediation\.triggerIf\.unhealthyLessThanOrEqualTo: Invalid value: "half": must be either an int or a percentage/],
     ['MachineHealthCheck with an empty selector', { apiVersion: 'cluster.x-k8s.io/v1beta2', kind: 'MachineHealthCheck', metadata: { name: 'mhc-bad2' }, spec: { clusterName: 'c1', selector: {} } }, /spec\.selector: Required value: selector must not be empty/],
     ['Cluster with a pod CIDR that is not a CIDR', { apiVersion: 'cluster.x-k8s.io/v1beta1', kind: 'Cluster', metadata: { name: 'bad-cidr' }, spec: { clusterNetwork: { pods: { cidrBlocks: ['192.168.0.0/33'] } } } }, /spec\.clusterNetwork\.pods\.cidrBlocks\[0\]: Invalid value: "192\.168\.0\.0\/33": invalid CIDR address/],
+    ['Metal3MachineTemplate with neither image nor customDeploy (CAPM3 webhook)', { apiVersion: 'infrastructure.cluster.x-k8s.io/v1beta1', kind: 'Metal3MachineTemplate', metadata: { name: 'no-image' }, spec: { template: { spec: { hostSelector: {} } } } }, /validation\.metal3machinetemplate\.infrastructure\.cluster\.x-k8s\.io.*Spec\.Template\.Spec\.Image\.URL: Required value: cannot be empty/],
+    ['Metal3Cluster without a controlPlaneEndpoint host (CAPM3 webhook)', { apiVersion: 'infrastructure.cluster.x-k8s.io/v1beta2', kind: 'Metal3Cluster', metadata: { name: 'no-host' }, spec: {} }, /validation\.metal3cluster\.infrastructure\.cluster\.x-k8s\.io.*spec\.controlPlaneEndpoint: Invalid value: "": is required/],
     ['KubeadmControlPlane with 2 replicas', { ...metal3Cluster[2], metadata: { name: 'even' }, spec: { ...(metal3Cluster[2] as { spec: object }).spec, replicas: 2 } }, /spec\.replicas: Forbidden: cannot be an even number when etcd is stacked/],
   ];
   it.each(malformed)('refuses a %s, naming the field to fix', async (_what, body, message) => {

@@ -162,6 +162,10 @@ func main() {
 			os.Exit(1)
 		}
 	}
+	if err := setupCAPM3Webhooks(mgr); err != nil {
+		log.Error(err, "cannot set up CAPM3 webhooks")
+		os.Exit(1)
+	}
 
 	if *convertTo != "" {
 		os.Exit(convertStdin(mgr.GetWebhookServer(), *convertTo))

@@ -57,7 +57,7 @@ var legacyConversions = map[string]legacyConversion{
 	"bootstrap.cluster.x-k8s.io/TalosConfigTemplate": {hub: "v1alpha3"},
 }
 
-func field(o obj, path ...string) (any, bool) {
+func lookup(o obj, path ...string) (any, bool) {
 	var cur any = o
 	for _, p := range path {
 		m, ok := cur.(obj)
@@ -109,12 +109,12 @@ func serverToHub(src, dst obj) {
 	spec := child(dst, "spec")
 	delete(spec, "system")
 	delete(spec, "cpu")
-	if sys, ok := field(src, "spec", "system"); ok {
+	if sys, ok := lookup(src, "spec", "system"); ok {
 		if m, ok := sys.(obj); ok {
 			child(spec, "hardware")["system"] = systemInfo(m)
 		}
 	}
-	if cpu, ok := field(src, "spec", "cpu"); ok {
+	if cpu, ok := lookup(src, "spec", "cpu"); ok {
 		if m, ok := cpu.(obj); ok {
 			p := obj{}
 			setStrings(p, "manufacturer", str(m, "manufacturer"), "productName", str(m, "version"))
@@ -126,12 +126,12 @@ func serverToHub(src, dst obj) {
 func serverFromHub(src, dst obj) {
 	spec := child(dst, "spec")
 	delete(spec, "hardware")
-	if sys, ok := field(src, "spec", "hardware", "system"); ok {
+	if sys, ok := lookup(src, "spec", "hardware", "system"); ok {
 		if m, ok := sys.(obj); ok {
 			spec["system"] = systemInfo(m)
 		}
 	}
-	if procs, ok := field(src, "spec", "hardware", "compute", "processors"); ok {
+	if procs, ok := lookup(src, "spec", "hardware", "compute", "processors"); ok {
 		if list, ok := procs.([]any); ok && len(list) > 0 {
 			if p, ok := list[0].(obj); ok {
 				cpu := obj{}
@@ -145,7 +145,7 @@ func serverFromHub(src, dst obj) {
 // ServerClass: each v1alpha1 qualifiers.systemInformation[] and qualifiers.cpu[]
 // entry became one qualifiers.hardware[] entry (systems first, then CPUs).
 func serverClassToHub(src, dst obj) {
-	q, ok := field(dst, "spec", "qualifiers")
+	q, ok := lookup(dst, "spec", "qualifiers")
 	if !ok {
 		return
 	}
@@ -153,12 +153,12 @@ func serverClassToHub(src, dst obj) {
 	delete(qualifiers, "systemInformation")
 	delete(qualifiers, "cpu")
 	var hw []any
-	if list, ok := field(src, "spec", "qualifiers", "systemInformation"); ok {
+	if list, ok := lookup(src, "spec", "qualifiers", "systemInformation"); ok {
 		for _, v := range asList(list) {
 			hw = append(hw, obj{"system": systemInfo(v)})
 		}
 	}
-	if list, ok := field(src, "spec", "qualifiers", "cpu"); ok {
+	if list, ok := lookup(src, "spec", "qualifiers", "cpu"); ok {
 		for _, v := range asList(list) {
 			p := obj{}
 			setStrings(p, "manufacturer", str(v, "manufacturer"), "productName", str(v, "version"))
@@ -171,19 +171,19 @@ func serverClassToHub(src, dst obj) {
 }
 
 func serverClassFromHub(src, dst obj) {
-	q, ok := field(dst, "spec", "qualifiers")
+	q, ok := lookup(dst, "spec", "qualifiers")
 	if !ok {
 		return
 	}
 	qualifiers := q.(obj)
 	delete(qualifiers, "hardware")
 	var systems, cpus []any
-	if list, ok := field(src, "spec", "qualifiers", "hardware"); ok {
+	if list, ok := lookup(src, "spec", "qualifiers", "hardware"); ok {
 		for _, h := range asList(list) {
 			if sys, ok := h["system"].(obj); ok {
 				systems = append(systems, systemInfo(sys))
 			}
-			if procs, ok := field(h, "compute", "processors"); ok {
+			if procs, ok := lookup(h, "compute", "processors"); ok {
 				if l := asList(procs); len(l) > 0 {
 					cpu := obj{}
 					setStrings(cpu, "manufacturer", str(l[0], "manufacturer"), "version", str(l[0], "productName"))
@@ -221,7 +221,7 @@ func metalClusterToHub(src, dst obj) {
 		delete(st, "apiEndpoints")
 	}
 	for _, path := range [][]string{{"spec", "apiEndpoints"}, {"status", "apiEndpoints"}} {
-		if l, ok := field(src, path...); ok {
+		if l, ok := lookup(src, path...); ok {
 			if eps := asList(l); len(eps) > 0 {
 				ep := obj{"host": eps[0]["host"], "port": eps[0]["port"]}
 				if ep["host"] == nil {
@@ -240,7 +240,7 @@ func metalClusterToHub(src, dst obj) {
 func metalClusterFromHub(src, dst obj) {
 	spec := child(dst, "spec")
 	delete(spec, "controlPlaneEndpoint")
-	ep, ok := field(src, "spec", "controlPlaneEndpoint")
+	ep, ok := lookup(src, "spec", "controlPlaneEndpoint")
 	if !ok {
 		return
 	}
@@ -308,7 +308,7 @@ func convertLegacy(in obj, desired string) (obj, error) {
 					delete(meta, "annotations")
 				}
 				if kind == "TalosConfig" {
-					if name, ok := field(restored, "status", "dataSecretName"); ok {
+					if name, ok := lookup(restored, "status", "dataSecretName"); ok {
 						child(out, "status")["dataSecretName"] = name
 					}
 				}
