@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import type { V1CustomResourceDefinition } from '@kubernetes/client-node';
+import { CustomObjectsApi, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import { parse, parseAllDocuments } from 'yaml';
 import { CONVERSION_WEBHOOK_PATH } from '../api/crd-set';
 
@@ -121,4 +121,31 @@ export function servesPath(webhooks: WebhookEndpoint, path: string): Promise<boo
     req.on('error', reject);
     req.end('{}');
   });
+}
+
+/**
+ * The webhooks server the cluster's CRDs already convert through, if it
+ * answers: read from Cluster API's Cluster CRD (`spec.conversion.webhook`) and
+ * probed on /healthz with the CA the CRD trusts. A plane joining a cluster
+ * where another Ironflow process already serves the webhooks reuses them
+ * instead of repointing that installation's CRDs at itself.
+ */
+export async function liveWebhooks(kc: KubeConfig): Promise<WebhookEndpoint | undefined> {
+  const generic = kc.makeApiClient(CustomObjectsApi);
+  const crd = (await generic
+    .getClusterCustomObject({ group: 'apiextensions.k8s.io', version: 'v1', plural: 'customresourcedefinitions', name: 'clusters.cluster.x-k8s.io' })
+    .catch(() => undefined)) as { spec?: { conversion?: { webhook?: { clientConfig?: { url?: string; caBundle?: string } } } } } | undefined;
+  const cfg = crd?.spec?.conversion?.webhook?.clientConfig;
+  if (!cfg?.url?.endsWith(CONVERSION_WEBHOOK_PATH) || !cfg.caBundle) return undefined;
+  const endpoint = { url: cfg.url.slice(0, -CONVERSION_WEBHOOK_PATH.length), caPem: Buffer.from(cfg.caBundle, 'base64').toString() };
+  const ok = await new Promise<boolean>((resolve) => {
+    const req = request(`${endpoint.url}/healthz`, { ca: endpoint.caPem, timeout: 2_000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+  return ok ? endpoint : undefined;
 }

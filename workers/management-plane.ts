@@ -7,6 +7,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { PLANE_PROBE_WORKFLOW_PREFIX, TASK_QUEUES } from '../api/names';
 import type { PlaneProbeResult } from '../api/plane-probe';
 import { installCrds } from '../k8s-bridge/install-crds';
+import { liveWebhooks } from '../k8s-bridge/upstream-crds';
 import { AesGcmPayloadCodec, loadCodecKeys } from './codec/aes-gcm-codec';
 import { startCodecServer } from './codec/codec-server';
 import { statePaths, type PlaneConfig } from './config';
@@ -107,10 +108,15 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
     else if (cfg.kubeconfig) kc.loadFromFile(cfg.kubeconfig);
     // Upstream's conversion and admission webhooks: the kube-apiserver calls
     // them on loopback, so they run beside the plane (also for a KUBECONFIG
-    // cluster whose apiserver runs on this host).
-    const tools2 = tools ?? loadToolPaths();
-    const webhooks = await startUpstreamWebhooks({ binary: tools2.upstreamWebhooks, kubeconfigPath: kube?.kubeconfigPath ?? cfg.kubeconfig!, dataDir: join(paths.data, 'webhooks'), logDir: paths.logs, openssl: tools2.openssl });
-    undo.push(() => webhooks.stop());
+    // cluster whose apiserver runs on this host), unless that cluster's CRDs
+    // already convert through a live Ironflow webhooks server.
+    let webhooks = kube ? undefined : await liveWebhooks(kc);
+    if (!webhooks) {
+      const planeTools = tools ?? loadToolPaths();
+      const started = await startUpstreamWebhooks({ binary: planeTools.upstreamWebhooks, kubeconfigPath: kube?.kubeconfigPath ?? cfg.kubeconfig!, dataDir: join(paths.data, 'webhooks'), logDir: paths.logs, openssl: planeTools.openssl });
+      undo.push(() => started.stop());
+      webhooks = started;
+    }
     const crds = await installCrds(kc, { webhooks });
     log.info({ crds }, 'CRDs installed');
 

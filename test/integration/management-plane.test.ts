@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { createLogger } from '../../workers/log';
 import { startManagementPlane } from '../../workers/management-plane';
 import { freePort } from '../../workers/embedded/ports';
+import { KubeConfig } from '@kubernetes/client-node';
+import { liveWebhooks } from '../../k8s-bridge/upstream-crds';
 import { sharedEnv } from '../helpers/env';
 import { projectRoot } from '../../api/project-root';
 
@@ -43,6 +45,11 @@ describe('the management plane (npm start)', () => {
     const before = await probeIds(first);
     expect(before).toHaveLength(1);
     await first.stop();
+    // The shared cluster's CRDs still convert through a live webhooks server:
+    // the plane reused the running one rather than repointing them at its own.
+    const kc = new KubeConfig();
+    kc.loadFromFile(sharedEnv().kubeconfig);
+    expect(await liveWebhooks(kc)).toBeDefined();
 
     const second = await startManagementPlane(cfg, log);
     try {
