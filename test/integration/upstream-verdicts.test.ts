@@ -116,6 +116,9 @@ describe('upstream manifests get the same verdict from Ironflow as from upstream
     const mismatches = rows.filter((r) => !r.same && !r.owned).map((r) => `${r.file} ${r.object}: Ironflow ${cell(r.ours)} ${r.ours.message.slice(0, 300)} / upstream ${cell(r.theirs)} ${r.theirs.message.slice(0, 300)}`);
     expect(mismatches).toEqual([]);
     for (const c of ['BMO examples', 'CAPM3 examples', 'Cluster API e2e data']) expect(by(c).length).toBeGreaterThan(0);
-    expect(rows.filter((r) => !r.owned && r.ours.verdict === 'accepted').length).toBeGreaterThanOrEqual(100);
+    // Without snapshots (IRONFLOW_UPSTREAM_SNAPSHOTS) the CAPM3 e2e data and Sidero corpora are not available.
+    if (!snapshotsRoot()) process.stdout.write('CAPM3 e2e data and Sidero samples/templates not applied: IRONFLOW_UPSTREAM_SNAPSHOTS is not set\n');
+    else for (const c of ['CAPM3 e2e data', 'Sidero samples and templates']) expect(by(c).length).toBeGreaterThan(0);
+    expect(rows.filter((r) => !r.owned && r.ours.verdict === 'accepted').length).toBeGreaterThanOrEqual(snapshotsRoot() ? 250 : 70);
   }, 600_000);
 });
