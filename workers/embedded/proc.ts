@@ -1,0 +1,150 @@
+/**
+ * What Linux's /proc says about processes and sockets: enough to tell a
+ * process apart from a later one that reuses its pid (pid + start time +
+ * command line), to list the processes a plane started, and to name who
+ * holds a TCP port. Never used to pick processes by name: every kill in
+ * Ironflow goes to a pid whose identity was recorded when it was ours.
+ */
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+
+/** A process as recorded: pid alone is not an identity (pids are reused). */
+export interface ProcessIdentity {
+  pid: number;
+  /** Clock ticks since boot when the process started (/proc/<pid>/stat field 22). */
+  startTime: number;
+  /** argv joined by spaces. */
+  cmdline: string;
+}
+
+interface Stat {
+  ppid: number;
+  pgrp: number;
+  startTime: number;
+}
+
+function stat(pid: number): Stat | undefined {
+  try {
+    const raw = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: read after the last ')'.
+    const rest = raw.slice(raw.lastIndexOf(')') + 2).split(' ');
+    // rest[0] is field 3 (state); field N is rest[N - 3].
+    if (rest[0] === 'Z') return undefined; // a zombie is gone for our purposes
+    return { ppid: Number(rest[1]), pgrp: Number(rest[2]), startTime: Number(rest[19]) };
+  } catch {
+    return undefined;
+  }
+}
+
+function cmdline(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch {
+    return undefined;
+  }
+}
+
+/** The identity of a live process, or undefined when no such process runs. */
+export function identify(pid: number): ProcessIdentity | undefined {
+  const s = stat(pid);
+  const c = cmdline(pid);
+  if (!s || c === undefined) return undefined;
+  return { pid, startTime: s.startTime, cmdline: c };
+}
+
+/** True when the very process recorded still runs (same pid, same start, same command line). */
+export function stillRuns(p: ProcessIdentity): boolean {
+  const now = identify(p.pid);
+  return !!now && now.startTime === p.startTime && now.cmdline === p.cmdline;
+}
+
+function allPids(): number[] {
+  return readdirSync('/proc')
+    .filter((d) => /^\d+$/.test(d))
+    .map(Number);
+}
+
+/** Every live descendant of `root` (children, grandchildren...), parents before children. */
+export function descendants(root: number): ProcessIdentity[] {
+  const children = new Map<number, number[]>();
+  for (const pid of allPids()) {
+    const s = stat(pid);
+    if (!s) continue;
+    const list = children.get(s.ppid) ?? [];
+    list.push(pid);
+    children.set(s.ppid, list);
+  }
+  const out: ProcessIdentity[] = [];
+  const queue = [...(children.get(root) ?? [])];
+  while (queue.length > 0) {
+    const pid = queue.shift()!;
+    const id = identify(pid);
+    if (id) out.push(id);
+    queue.push(...(children.get(pid) ?? []));
+  }
+  return out;
+}
+
+/** Inodes of TCP sockets in LISTEN state on `port` (any address, IPv4 and IPv6). */
+function listeningInodes(port: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch {
+      continue;
+    }
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      // local_address is hex "ADDR:PORT"; state 0A is LISTEN; field 9 is the inode.
+      if (f.length < 10 || f[3] !== '0A') continue;
+      if (parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
+    }
+  }
+  return inodes;
+}
+
+/**
+ * Pids that hold a listening TCP socket on `port` in this network namespace.
+ * Empty when nobody listens, or when the holder's file descriptors cannot be
+ * read (another user's process).
+ */
+export function portHolders(port: number): ProcessIdentity[] {
+  const inodes = listeningInodes(port);
+  if (inodes.size === 0) return [];
+  const holders: ProcessIdentity[] = [];
+  for (const pid of allPids()) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      let target = '';
+      try {
+        target = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      } catch {
+        continue;
+      }
+      const m = /^socket:\[(\d+)\]$/.exec(target);
+      if (m && inodes.has(m[1]!)) {
+        const id = identify(pid);
+        if (id) holders.push(id);
+        break;
+      }
+    }
+  }
+  return holders;
+}
+
+/** True when something listens on `port` (whether or not we may read who). */
+export function portInUse(port: number): boolean {
+  return listeningInodes(port).size > 0;
+}
+
+/** "pid 123 (etcd --data-dir ...)" for messages; long command lines are cut. */
+export function describe(p: ProcessIdentity): string {
+  const c = p.cmdline.length > 160 ? `${p.cmdline.slice(0, 157)}...` : p.cmdline;
+  return `pid ${p.pid} (${c})`;
+}
