@@ -12,7 +12,7 @@ import { startCodecServer } from './codec/codec-server';
 import { statePaths, type PlaneConfig } from './config';
 import { PlaneHealth } from './embedded/health';
 import { startKubeApiserver, type KubeApiserver } from './embedded/kube-apiserver';
-import { assertPortsFree, type SuperviseOptions } from './embedded/process';
+import { assertPortsFree, type ManagedProcess, type SuperviseOptions } from './embedded/process';
 import { claimRunFile } from './embedded/run-file';
 import { startTemporalDevServer, type TemporalDevServer } from './embedded/temporal-dev-server';
 import { loadToolPaths } from './embedded/tools';
@@ -47,6 +47,8 @@ export interface ManagementPlane {
   summary: PlaneSummary;
   client: Client;
   health: PlaneHealth;
+  /** The embedded children (Temporal, etcd, kube-apiserver, kube-controller-manager) under supervision. */
+  processes: ManagedProcess[];
   stop(): Promise<void>;
 }
 
@@ -229,7 +231,7 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger, opts: 
       runFile: runFile.path,
       health: health.line(),
     };
-    return { summary, client, health, stop };
+    return { summary, client, health, processes: [...(temporal ? [temporal.process] : []), ...(kube?.processes ?? [])], stop };
   } catch (err) {
     await stop();
     throw err;
