@@ -115,11 +115,17 @@ export function crdDifferences(desired: Json, live: Json, path = 'spec', out: st
   return out;
 }
 
-/** Ironflow's: labelled, or applied by Ironflow's field manager before the label existed. */
+/** Who wrote the CRD's spec and metadata (the API server's own status writes are nobody's installation). */
+function writers(live: V1CustomResourceDefinition): string[] {
+  const fields = (live.metadata?.managedFields ?? []).filter((m) => m.subresource !== 'status' && m.manager !== 'kube-apiserver');
+  return [...new Set(fields.map((m) => m.manager).filter((m): m is string => !!m))];
+}
+
+/** Ironflow's: labelled, or applied only by Ironflow's field manager (versions before the label). */
 function installedByIronflow(live: V1CustomResourceDefinition): boolean {
   if (live.metadata?.labels?.[CRD_OWNER_LABEL.key] === CRD_OWNER_LABEL.value) return true;
-  const managers = (live.metadata?.managedFields ?? []).map((m) => m.manager);
-  return managers.length > 0 && managers.every((m) => m === CRD_FIELD_MANAGER);
+  const w = writers(live);
+  return w.length > 0 && w.every((m) => m === CRD_FIELD_MANAGER);
 }
 
 function ownerOf(live: V1CustomResourceDefinition): string {
@@ -127,7 +133,7 @@ function ownerOf(live: V1CustomResourceDefinition): string {
   const hints = Object.entries(labels)
     .filter(([k]) => /managed-by|clusterctl|part-of|provider/.test(k))
     .map(([k, v]) => (v ? `${k}=${v}` : k));
-  const managers = [...new Set((live.metadata?.managedFields ?? []).map((m) => m.manager).filter((m): m is string => !!m))];
+  const managers = writers(live);
   return [...hints, ...(managers.length ? [`field managers ${managers.join(', ')}`] : [])].join('; ') || 'an unknown installer';
 }
 

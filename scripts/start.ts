@@ -158,7 +158,9 @@ async function main(): Promise<void> {
   process.stdout.write([...lines, `  npm start       pid ${process.pid}; Ctrl-C stops the plane and the lab`, ''].join('\n'));
 }
 
-main().catch((err: unknown) => {
-  say(err instanceof Error ? err.message : String(err));
-  process.exit(1);
-});
+if (require.main === module) {
+  main().catch((err: unknown) => {
+    say(err instanceof Error ? err.message : String(err));
+    process.exit(1);
+  });
+}

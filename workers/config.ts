@@ -77,7 +77,7 @@ export function planeCommand(name = 'ironflow-plane'): Command {
     .addOption(new Option('--dhcp-netns <name>', 'the network namespace that interface lives in').env('IRONFLOW_DHCP_NETNS'))
     .addOption(new Option('--dhcp-range <first,last>', 'addresses DHCP hands out (with --dhcp-interface)').env('IRONFLOW_DHCP_RANGE').argParser(range))
     .addOption(new Option('--dhcp-boot-url <url>', 'iPXE chain script DHCP points clients at (default: the PXE HTTP service)').env('IRONFLOW_DHCP_BOOT_URL'))
-    .addOption(new Option('--overwrite-foreign-crds', 'replace CRDs another installation owns (e.g. a real Cluster API or Metal3) with Ironflow\'s; without it the plane stops and says what differs').env('IRONFLOW_OVERWRITE_FOREIGN_CRDS'))
+    .addOption(new Option('--overwrite-foreign-crds', 'replace CRDs another installation owns (e.g. a real Cluster API or Metal3) with Ironflow\'s; without it the plane stops and says what differs (env IRONFLOW_OVERWRITE_FOREIGN_CRDS=yes|no)'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('IRONFLOW_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error']));
 }
 
@@ -87,7 +87,7 @@ interface PlaneOpts {
   pxeHost: string; pxeHttpPort: number; tftpPort: number; agentBootDir: string; watchNamespace?: string; logLevel: string;
   bmcLoopbackOnly?: 'yes' | 'no';
   dhcpInterface?: string; dhcpNetns?: string; dhcpRange?: { start: string; end: string }; dhcpBootUrl?: string;
-  overwriteForeignCrds?: boolean | string;
+  overwriteForeignCrds?: boolean;
 }
 
 /**
@@ -105,13 +105,22 @@ function ownKubeconfig(kubeconfig: string | undefined, stateDir: string): { kube
   return { kubeconfig };
 }
 
+/** yes|no from the environment (a boolean flag's env var would be "set" even for "no"). */
+function yesNo(name: string, env: NodeJS.ProcessEnv): boolean | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (['yes', 'true', '1'].includes(v.toLowerCase())) return true;
+  if (['no', 'false', '0'].includes(v.toLowerCase())) return false;
+  throw new InvalidArgumentError(`${name}="${v}" is neither yes nor no`);
+}
+
 /** Resolves parsed options (flags + environment) into the plane's configuration. */
-export function planeConfigFrom(o: PlaneOpts): PlaneConfig {
+export function planeConfigFrom(o: PlaneOpts, env: NodeJS.ProcessEnv = process.env): PlaneConfig {
   const own = ownKubeconfig(o.kubeconfig || undefined, o.stateDir);
   const kubeconfig = own.kubeconfig;
   if ((o.dhcpRange || o.dhcpNetns || o.dhcpBootUrl) && !o.dhcpInterface) throw new InvalidArgumentError('--dhcp-range, --dhcp-netns and --dhcp-boot-url need --dhcp-interface (the provisioning network to serve)');
   if (o.dhcpInterface && !o.dhcpRange) throw new InvalidArgumentError('--dhcp-interface needs --dhcp-range <first,last> (the addresses to hand out)');
-  const flag = o.overwriteForeignCrds;
+  const overwrite = o.overwriteForeignCrds || yesNo('IRONFLOW_OVERWRITE_FOREIGN_CRDS', env) || false;
   return {
     temporalAddress: o.temporalAddress || undefined,
     temporalNamespace: o.temporalNamespace,
@@ -129,7 +138,7 @@ export function planeConfigFrom(o: PlaneOpts): PlaneConfig {
     watchNamespace: o.watchNamespace,
     logLevel: o.logLevel,
     bmcLoopbackOnly: o.bmcLoopbackOnly ? o.bmcLoopbackOnly === 'yes' : !kubeconfig,
-    overwriteForeignCrds: flag === true || (typeof flag === 'string' && ['1', 'yes', 'true'].includes(flag.toLowerCase())),
+    overwriteForeignCrds: overwrite,
     dhcp: o.dhcpInterface
       ? { interface: o.dhcpInterface, netns: o.dhcpNetns, range: o.dhcpRange!, bootUrl: o.dhcpBootUrl ?? `http://${o.pxeHost}:${o.pxeHttpPort}/boot.ipxe` }
       : undefined,
