@@ -1,4 +1,4 @@
-// Lint rules. The folder rules (DESIGN.md section 3) are enforced here for
+// Lint rules. The folder rules (README.md, Layout) are enforced here for
 // every folder: who may import whom, and no import cycles anywhere. The
 // workflows/ override is also the determinism fence: workflow code may import
 // only api/, other workflow modules and @temporalio/workflow, and may
@@ -13,7 +13,7 @@ const folder = (name) => [1, 2, 3, 4].flatMap((depth) => ['../'.repeat(depth) + 
 const ours = (...names) => names.flatMap(folder);
 const only = (who, allowed, names) => ({
   group: ours(...names),
-  message: `${who} may import only ${allowed} of ours (DESIGN.md section 3).`,
+  message: `${who} may import only ${allowed} of ours (the folder rules in eslint.config.js).`,
 });
 
 /** Which folders each folder must not import (everything of ours it is not allowed). */
