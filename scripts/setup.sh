@@ -15,7 +15,8 @@ mkdir -p "$state"
 step() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
 # 1. Debian packages. Only the missing ones are installed.
-apt_pkgs=(openssl iproute2 procps curl socat cpio busybox-static qemu-system-x86 qemu-utils ipxe-qemu
+# util-linux: setpriv, which ties every child process to the plane (dies with it).
+apt_pkgs=(util-linux openssl iproute2 procps curl socat cpio busybox-static qemu-system-x86 qemu-utils ipxe-qemu
           dnsmasq-base openipmi ipmitool tftp-hpa tftpd-hpa)
 missing=()
 for p in "${apt_pkgs[@]}"; do

@@ -104,6 +104,29 @@ function listeningInodes(port: number): Set<string> {
   return inodes;
 }
 
+/** True when one of `pids` holds a listening socket on `port` (reads only those processes' descriptors). */
+export function heldBy(port: number, pids: Iterable<number>): boolean {
+  const inodes = listeningInodes(port);
+  if (inodes.size === 0) return false;
+  for (const pid of pids) {
+    let fds: string[];
+    try {
+      fds = readdirSync(`/proc/${pid}/fd`);
+    } catch {
+      continue;
+    }
+    for (const fd of fds) {
+      try {
+        const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+        if (m && inodes.has(m[1]!)) return true;
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  }
+  return false;
+}
+
 /**
  * Pids that hold a listening TCP socket on `port` in this network namespace.
  * Empty when nobody listens, or when the holder's file descriptors cannot be

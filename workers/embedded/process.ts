@@ -3,7 +3,7 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { PlaneHealth } from './health';
-import { descendants, describe, portHolders, portInUse } from './proc';
+import { descendants, describe, heldBy, portHolders, portInUse } from './proc';
 
 /** A TCP port a child must bind itself: checked free before the start, and owned by the child before "ready". */
 export interface PortClaim {
@@ -89,8 +89,8 @@ export function assertPortsFree(ports: PortClaim[] = []): void {
 /** True when `pid` itself (or a process it started) listens on every port. */
 export function holdsPorts(pid: number, ports: PortClaim[] = []): boolean {
   if (ports.length === 0) return true;
-  const ours = new Set([pid, ...descendants(pid).map((d) => d.pid)]);
-  return ports.every((c) => portHolders(c.port).some((h) => ours.has(h.pid)));
+  const ours = [pid, ...descendants(pid).map((d) => d.pid)];
+  return ports.every((c) => heldBy(c.port, ours));
 }
 
 /**
