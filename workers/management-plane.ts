@@ -108,7 +108,7 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger, opts: 
     const uiOrigin = `http://127.0.0.1:${cfg.temporalUiPort}`;
     assertPortsFree([
       { port: cfg.codecPort, what: 'payload codec server', flag: '--codec-port' },
-      { port: cfg.pxeHttpPort, what: 'PXE HTTP service', flag: '--pxe-http-port' },
+      { port: cfg.pxeHttpPort, host: cfg.pxeHost, what: 'PXE HTTP service', flag: '--pxe-http-port' },
     ]);
     const codecServer = await startCodecServer({ codec, port: cfg.codecPort, allowOrigins: [uiOrigin, 'http://localhost:' + cfg.temporalUiPort] });
     undo.push(() => codecServer.stop());

@@ -20,6 +20,7 @@ import { freePort } from '../../workers/embedded/ports';
 import { identify, stillRuns, type ProcessIdentity } from '../../workers/embedded/proc';
 import { sharedEnv } from '../helpers/env';
 import { registerTestSecret } from '../helpers/secrets';
+import { kubeApiTestPort } from '../helpers/ports';
 
 const root = projectRoot(__dirname);
 type RunRecord = { owner: ProcessIdentity; children: ProcessIdentity[] };
@@ -88,8 +89,7 @@ describe('npm start leaves no process behind', () => {
     };
     const inventoryFile = join(stateDir, 'inventory.yaml');
     writeFileSync(inventoryFile, stringify(inventory));
-    let apiPort = await freePort();
-    if (apiPort > 55_000) apiPort = 20_000 + (apiPort % 30_000); // etcd and the controller manager use + 10000..10002
+    const apiPort = await kubeApiTestPort();
     args = [
       '--state-dir', stateDir,
       '--temporal-port', String(await freePort()),

@@ -18,6 +18,7 @@ import { freePort } from '../../workers/embedded/ports';
 import { stillRuns, identify } from '../../workers/embedded/proc';
 import { PLANE_PROBE_WORKFLOW_PREFIX, TASK_QUEUES } from '../../api/names';
 import { projectRoot } from '../../api/project-root';
+import { kubeApiTestPort } from '../helpers/ports';
 
 const mode = (p: string) => statSync(p).mode & 0o777;
 
@@ -53,13 +54,12 @@ describe('the embedded plane supervises its parts', () => {
   };
 
   beforeAll(async () => {
-    const apiPort = await freePort();
     const cfg: PlaneConfig = {
       temporalNamespace: 'default',
       stateDir,
       temporalPort: await freePort(),
       temporalUiPort: await freePort(),
-      kubeApiPort: apiPort,
+      kubeApiPort: await kubeApiTestPort(),
       codecPort: await freePort(),
       pxeHost: '127.0.0.1',
       pxeHttpPort: await freePort(),
@@ -69,8 +69,6 @@ describe('the embedded plane supervises its parts', () => {
       bmcLoopbackOnly: true,
       logLevel: 'info',
     };
-    // etcd takes kube-api-port + 10000/10001, the controller manager + 10002: keep them under 65536.
-    if (apiPort > 55_000) cfg.kubeApiPort = 20_000 + (apiPort % 30_000);
     plane = await startManagementPlane(cfg, createLogger({ name: 'supervision-test', level: 'info', destination: logFile }), {
       supervision: { probeEveryMs: 1_000, failuresBeforeRestart: 2, maxBackoffMs: 2_000 },
     });

@@ -84,8 +84,34 @@ export function descendants(root: number): ProcessIdentity[] {
   return out;
 }
 
+/** /proc/net/tcp{,6} spellings of the local addresses a bind to `host` conflicts with (itself and the wildcards). */
+function conflictingAddresses(host: string): Set<string> {
+  const v4 = host
+    .split('.')
+    .reverse()
+    .map((b) => Number(b).toString(16).padStart(2, '0'))
+    .join('')
+    .toUpperCase();
+  return new Set([v4, '00000000', `0000000000000000FFFF0000${v4}`, '00000000000000000000000000000000']);
+}
+
+/**
+ * Inodes of TCP sockets that keep a listener from binding `host:port`:
+ * listeners, and connections whose local end took the port (an ephemeral
+ * port of an outgoing connection), on that address or a wildcard.
+ * TIME_WAIT does not count: servers bind with SO_REUSEADDR.
+ */
+function boundInodes(port: number, host: string): Set<string> {
+  const addrs = conflictingAddresses(host);
+  return socketInodes(port, (state, addr) => state !== '06' && addrs.has(addr));
+}
+
 /** Inodes of TCP sockets in LISTEN state on `port` (any address, IPv4 and IPv6). */
 function listeningInodes(port: number): Set<string> {
+  return socketInodes(port, (state) => state === '0A');
+}
+
+function socketInodes(port: number, keep: (state: string, addr: string) => boolean): Set<string> {
   const inodes = new Set<string>();
   for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text = '';
@@ -96,9 +122,10 @@ function listeningInodes(port: number): Set<string> {
     }
     for (const line of text.split('\n').slice(1)) {
       const f = line.trim().split(/\s+/);
-      // local_address is hex "ADDR:PORT"; state 0A is LISTEN; field 9 is the inode.
-      if (f.length < 10 || f[3] !== '0A') continue;
-      if (parseInt(f[1]!.split(':')[1]!, 16) === port) inodes.add(f[9]!);
+      // local_address is hex "ADDR:PORT"; state 0A is LISTEN, 06 TIME_WAIT; field 9 is the inode.
+      if (f.length < 10 || f[9] === '0') continue;
+      const [addr, p] = f[1]!.split(':');
+      if (parseInt(p!, 16) === port && keep(f[3]!, addr!)) inodes.add(f[9]!);
     }
   }
   return inodes;
@@ -128,12 +155,13 @@ export function heldBy(port: number, pids: Iterable<number>): boolean {
 }
 
 /**
- * Pids that hold a listening TCP socket on `port` in this network namespace.
- * Empty when nobody listens, or when the holder's file descriptors cannot be
- * read (another user's process).
+ * Pids that hold a TCP socket bound to `port` in this network namespace (a
+ * listener or a connection using it as its local port). Empty when nobody
+ * does, or when the holder's file descriptors cannot be read (another
+ * user's process).
  */
-export function portHolders(port: number): ProcessIdentity[] {
-  const inodes = listeningInodes(port);
+export function portHolders(port: number, host = '127.0.0.1'): ProcessIdentity[] {
+  const inodes = boundInodes(port, host);
   if (inodes.size === 0) return [];
   const holders: ProcessIdentity[] = [];
   for (const pid of allPids()) {
@@ -161,9 +189,9 @@ export function portHolders(port: number): ProcessIdentity[] {
   return holders;
 }
 
-/** True when something listens on `port` (whether or not we may read who). */
-export function portInUse(port: number): boolean {
-  return listeningInodes(port).size > 0;
+/** True when a socket holds `port` so that a listener cannot bind it (whether or not we may read whose). */
+export function portInUse(port: number, host = '127.0.0.1'): boolean {
+  return boundInodes(port, host).size > 0;
 }
 
 /** "pid 123 (etcd --data-dir ...)" for messages; long command lines are cut. */

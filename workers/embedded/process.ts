@@ -8,6 +8,8 @@ import { descendants, describe, heldBy, portHolders, portInUse } from './proc';
 /** A TCP port a child must bind itself: checked free before the start, and owned by the child before "ready". */
 export interface PortClaim {
   port: number;
+  /** Address it is bound on (default 127.0.0.1). */
+  host?: string;
   /** What it serves, e.g. "Temporal frontend". */
   what: string;
   /** How the operator moves it, e.g. "--temporal-port". */
@@ -60,7 +62,8 @@ export class PortInUseError extends Error {
   ) {
     super(
       `port ${claim.port} (${claim.what}) is already in use${holders.length ? ` by ${holders.join(', ')}` : ' (by a process this user cannot see)'}: ` +
-        `stop that process${claim.flag ? ` or choose another port with ${claim.flag}` : ''}`,
+        `stop that process${claim.flag ? ` or choose another port with ${claim.flag}` : ''}` +
+        (claim.port >= 32768 && claim.port <= 60999 ? ` (ports 32768-60999 are also handed out to outgoing connections: prefer one below 32768)` : ''),
     );
   }
 }
@@ -81,8 +84,8 @@ function tail(file: string, lines = 20): string {
 
 export function assertPortsFree(ports: PortClaim[] = []): void {
   for (const claim of ports) {
-    if (!portInUse(claim.port)) continue;
-    throw new PortInUseError(claim, portHolders(claim.port).map(describe));
+    if (!portInUse(claim.port, claim.host)) continue;
+    throw new PortInUseError(claim, portHolders(claim.port, claim.host).map(describe));
   }
 }
 
@@ -106,6 +109,8 @@ function wrapped(command: string, args: string[]): [string, string[]] {
 interface Run {
   child: ChildProcess;
   exited: Promise<string>;
+  /** Resolves once everything the child wrote is in its log file. */
+  logged: Promise<void>;
   /** Set once it exited: "code 1" / "signal SIGKILL". */
   exit?: string;
 }
@@ -127,7 +132,7 @@ function launch(opts: StartProcessOptions): Promise<Run> {
       live.add(child);
       child.stdout?.pipe(log, { end: false });
       child.stderr?.pipe(log, { end: false });
-      const run: Run = { child, exited: Promise.resolve('') };
+      const run: Run = { child, exited: Promise.resolve(''), logged: new Promise((r) => log.once('close', () => r())) };
       run.exited = new Promise<string>((done) => {
         child.once('exit', (code, signal) => {
           live.delete(child);
@@ -164,6 +169,7 @@ async function startRun(opts: StartProcessOptions): Promise<Run> {
   const deadline = Date.now() + opts.readyTimeoutMs;
   for (;;) {
     if (run.exit !== undefined) {
+      await Promise.race([run.logged, sleep(2_000)]);
       throw new Error(`${opts.name} exited (${run.exit}) before it was ready; last lines of ${opts.logFile}:\n${tail(opts.logFile)}`);
     }
     // Something answering is not enough: it must be this child (a leftover of
