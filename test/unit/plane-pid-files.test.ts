@@ -6,11 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { descendants, heldBy, identify, portHolders, stillRuns } from '../../workers/embedded/proc';
+import { descendants, heldBy, identify, portHolders, portInUse, stillRuns } from '../../workers/embedded/proc';
 import { AlreadyRunningError, claimRunFile } from '../../workers/embedded/run-file';
 
 const spawned: ChildProcess[] = [];
@@ -46,6 +46,23 @@ describe('process identity', () => {
       expect(heldBy(port, [process.pid])).toBe(true);
       expect(heldBy(port, [process.ppid])).toBe(false);
     } finally {
+      srv.close();
+    }
+  });
+
+  it('counts a port an outgoing connection took as its local port as taken (a listener could not bind it)', async () => {
+    const srv = createServer((s) => s.on('error', () => undefined));
+    const port = await new Promise<number>((r) => srv.listen(0, '127.0.0.1', () => r((srv.address() as { port: number }).port)));
+    const client = connect({ port, host: '127.0.0.1' });
+    await new Promise((r) => client.once('connect', r));
+    try {
+      const local = client.localPort!;
+      expect(portInUse(local)).toBe(true);
+      expect(portHolders(local).map((h) => h.pid)).toContain(process.pid);
+      // Only conflicts on the same address or a wildcard count.
+      expect(portInUse(local, '10.255.255.254')).toBe(false);
+    } finally {
+      client.destroy();
       srv.close();
     }
   });
