@@ -11,7 +11,8 @@
  * network (QEMU machines), which only exists once the lab made it. Both
  * parts stay in this process group, so Ctrl-C reaches both; each stops what
  * it started. Both run under `setpriv --pdeathsig TERM`: if this launcher is
- * killed outright they stop as if told to. If one part exits on its own, the
+ * killed outright they stop as if told to, and the launcher itself stops both
+ * when npm (its parent) is killed outright. If one part exits on its own, the
  * other is stopped and the launcher exits non-zero, saying which.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -111,6 +112,14 @@ async function main(): Promise<void> {
   const onSignal = () => void stopAll(0);
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // npm (our parent, package.json execs us) killed outright: nobody would stop us, so stop as if told to.
+  const parent = process.ppid;
+  const orphaned = setInterval(() => {
+    if (process.ppid === parent || stopping) return;
+    say(`the process that started npm start (pid ${parent}) is gone; stopping the plane and the lab`);
+    void stopAll(0);
+  }, 1_000);
+  orphaned.unref();
   const watch = (p: Part) =>
     void p.exited.then((how) => {
       if (stopping) return;
