@@ -109,6 +109,7 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger, opts: 
     assertPortsFree([
       { port: cfg.codecPort, what: 'payload codec server', flag: '--codec-port' },
       { port: cfg.pxeHttpPort, host: cfg.pxeHost, what: 'PXE HTTP service', flag: '--pxe-http-port' },
+      { port: cfg.tftpPort, host: cfg.pxeHost, protocol: 'udp', what: 'TFTP', flag: '--tftp-port' },
     ]);
     const codecServer = await startCodecServer({ codec, port: cfg.codecPort, allowOrigins: [uiOrigin, 'http://localhost:' + cfg.temporalUiPort] });
     undo.push(() => codecServer.stop());

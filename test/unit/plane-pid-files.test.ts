@@ -6,6 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { createSocket } from 'node:dgram';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -64,6 +65,18 @@ describe('process identity', () => {
     } finally {
       client.destroy();
       srv.close();
+    }
+  });
+
+  it('finds who holds a UDP port (TFTP); the same number over TCP is free', async () => {
+    const sock = createSocket('udp4');
+    const port = await new Promise<number>((r) => sock.bind(0, '127.0.0.1', () => r(sock.address().port)));
+    try {
+      expect(portInUse(port, '127.0.0.1', 'udp')).toBe(true);
+      expect(portHolders(port, '127.0.0.1', 'udp').map((h) => h.pid)).toEqual([process.pid]);
+      expect(portInUse(port, '127.0.0.1', 'tcp')).toBe(false);
+    } finally {
+      sock.close();
     }
   });
 });

@@ -101,19 +101,24 @@ function conflictingAddresses(host: string): Set<string> {
  * port of an outgoing connection), on that address or a wildcard.
  * TIME_WAIT does not count: servers bind with SO_REUSEADDR.
  */
-function boundInodes(port: number, host: string): Set<string> {
+function boundInodes(port: number, host: string, protocol: Protocol = 'tcp'): Set<string> {
   const addrs = conflictingAddresses(host);
+  if (protocol === 'udp') return socketInodes(port, (_state, addr) => addrs.has(addr), UDP_FILES);
   return socketInodes(port, (state, addr) => state !== '06' && addrs.has(addr));
 }
+
+export type Protocol = 'tcp' | 'udp';
+const TCP_FILES = ['/proc/net/tcp', '/proc/net/tcp6'];
+const UDP_FILES = ['/proc/net/udp', '/proc/net/udp6'];
 
 /** Inodes of TCP sockets in LISTEN state on `port` (any address, IPv4 and IPv6). */
 function listeningInodes(port: number): Set<string> {
   return socketInodes(port, (state) => state === '0A');
 }
 
-function socketInodes(port: number, keep: (state: string, addr: string) => boolean): Set<string> {
+function socketInodes(port: number, keep: (state: string, addr: string) => boolean, files = TCP_FILES): Set<string> {
   const inodes = new Set<string>();
-  for (const file of ['/proc/net/tcp', '/proc/net/tcp6']) {
+  for (const file of files) {
     let text = '';
     try {
       text = readFileSync(file, 'utf8');
@@ -160,8 +165,8 @@ export function heldBy(port: number, pids: Iterable<number>): boolean {
  * does, or when the holder's file descriptors cannot be read (another
  * user's process).
  */
-export function portHolders(port: number, host = '127.0.0.1'): ProcessIdentity[] {
-  const inodes = boundInodes(port, host);
+export function portHolders(port: number, host = '127.0.0.1', protocol: Protocol = 'tcp'): ProcessIdentity[] {
+  const inodes = boundInodes(port, host, protocol);
   if (inodes.size === 0) return [];
   const holders: ProcessIdentity[] = [];
   for (const pid of allPids()) {
@@ -190,8 +195,8 @@ export function portHolders(port: number, host = '127.0.0.1'): ProcessIdentity[]
 }
 
 /** True when a socket holds `port` so that a listener cannot bind it (whether or not we may read whose). */
-export function portInUse(port: number, host = '127.0.0.1'): boolean {
-  return boundInodes(port, host).size > 0;
+export function portInUse(port: number, host = '127.0.0.1', protocol: Protocol = 'tcp'): boolean {
+  return boundInodes(port, host, protocol).size > 0;
 }
 
 /** "pid 123 (etcd --data-dir ...)" for messages; long command lines are cut. */

@@ -10,6 +10,8 @@ export interface PortClaim {
   port: number;
   /** Address it is bound on (default 127.0.0.1). */
   host?: string;
+  /** Default tcp. */
+  protocol?: 'tcp' | 'udp';
   /** What it serves, e.g. "Temporal frontend". */
   what: string;
   /** How the operator moves it, e.g. "--temporal-port". */
@@ -61,7 +63,7 @@ export class PortInUseError extends Error {
     readonly holders: string[],
   ) {
     super(
-      `port ${claim.port} (${claim.what}) is already in use${holders.length ? ` by ${holders.join(', ')}` : ' (by a process this user cannot see)'}: ` +
+      `${claim.protocol === 'udp' ? 'UDP ' : ''}port ${claim.port} (${claim.what}) is already in use${holders.length ? ` by ${holders.join(', ')}` : ' (by a process this user cannot see)'}: ` +
         `stop that process${claim.flag ? ` or choose another port with ${claim.flag}` : ''}` +
         (claim.port >= 32768 && claim.port <= 60999 ? ` (ports 32768-60999 are also handed out to outgoing connections: prefer one below 32768)` : ''),
     );
@@ -84,8 +86,8 @@ function tail(file: string, lines = 20): string {
 
 export function assertPortsFree(ports: PortClaim[] = []): void {
   for (const claim of ports) {
-    if (!portInUse(claim.port, claim.host)) continue;
-    throw new PortInUseError(claim, portHolders(claim.port, claim.host).map(describe));
+    if (!portInUse(claim.port, claim.host, claim.protocol)) continue;
+    throw new PortInUseError(claim, portHolders(claim.port, claim.host, claim.protocol).map(describe));
   }
 }
 
