@@ -16,9 +16,13 @@ export interface BmcTarget {
 
 export interface HostActivities {
   /** Registration: credentials resolve and the BMC answers. */
-  bmcCheckAccess(input: BmcTarget): Promise<{ poweredOn: boolean; manufacturer?: string; model?: string }>;
-  /** Acts, then polls until the BMC shows `state` (heartbeats); no-op if already there. */
-  bmcSetPower(input: BmcTarget & { state: PowerState }): Promise<{ poweredOn: boolean; changed: boolean }>;
+  bmcCheckAccess(input: BmcTarget): Promise<{ poweredOn: boolean; manufacturer?: string; model?: string; serialNumber?: string }>;
+  /**
+   * Acts, then polls until the BMC shows `state` (heartbeats); no-op if already
+   * there. `soft` asks the OS to shut down first (Redfish GracefulShutdown,
+   * IPMI soft off) and powers off hard if it has not within the timeout.
+   */
+  bmcSetPower(input: BmcTarget & { state: PowerState; soft?: boolean }): Promise<{ poweredOn: boolean; changed: boolean }>;
   /** Hard reset (used to reboot into a freshly prepared PXE boot). */
   bmcReboot(input: BmcTarget): Promise<void>;
   bmcSetNextBoot(input: BmcTarget & { target: BootTarget; persistent: boolean }): Promise<unknown>;
@@ -57,8 +61,11 @@ export interface HostAgentSessionActivities {
     userData?: { name: string };
     inspectedDisks?: ExpectedDisk[];
   }): Promise<{ bootId: string }>;
-  /** What the plane's durable session store knows of a command (undefined = no such session). */
-  getAgentSession(input: { host: HostRef; commandId: string }): Promise<AgentSessionView | undefined>;
+  /**
+   * What the plane's durable session store knows of a command, or without
+   * commandId of the host's current session (undefined = none).
+   */
+  getAgentSession(input: { host: HostRef; commandId?: string }): Promise<AgentSessionView | undefined>;
   /** Claims `mac` for this host for the object's lifetime (refused when another host, or another namespace, holds it). */
   claimBootMac(input: { host: HostRef; mac: string }): Promise<void>;
   /** Every exit path: drops the host's boot entries, sessions (tokens) and MAC claims. Idempotent. */

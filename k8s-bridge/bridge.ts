@@ -26,7 +26,7 @@ import { HOST_FINALIZER, HOST_MESSAGES, type HostObservation, type HostWorkflowI
 import { TASK_QUEUES, workflowIdFor } from '../api/names';
 import { addFinalizer, BAREMETALHOST_RESOURCE } from './finalizers';
 import { LeaderElector, type LeaderElectionOptions } from './leader-election';
-import { type BareMetalHostObject, observeHost } from './observe-host';
+import { type BareMetalHostObject, observeHost, recordedStatus } from './observe-host';
 import { ResourceWatcher, type KubeObject, type WatchEventType } from './watch';
 import { CoalescingQueue } from './work-queue';
 
@@ -114,7 +114,10 @@ export function startBridge(opts: BridgeOptions): Bridge {
       // Its workflow already let go (or never held it): tell a running one, start none.
       await signalOnly(workflowId, observation);
     } else {
-      const input: HostWorkflowInput = { ref, observation };
+      // The status is the durable record: a run this starts (first, or after a
+      // terminate or a lost Temporal database) adopts the host from it.
+      const recorded = recordedStatus(object);
+      const input: HostWorkflowInput = { ref, observation, ...(recorded ? { recorded } : {}) };
       const t0 = Date.now();
       await opts.client.workflow.signalWithStart(HOST_WORKFLOW_TYPE, {
         workflowId,
