@@ -26,7 +26,7 @@ export interface FakeKnobs {
   /** Power actions throw BmcActionNotApplied this many more times. */
   powerFailures: number;
   /** The agent answers a command of this type with status failed (once each, then clears). */
-  agentFails: Partial<Record<'inspect' | 'deploy' | 'erase', { message: string; failedDisk?: string }>>;
+  agentFails: Partial<Record<'inspect' | 'deploy' | 'erase', { message: string; failedDisk?: string; /** Fail every time, not once. */ keep?: boolean }>>;
   /** The agent never answers. */
   agentSilent: boolean;
   /** Checksum the agent reports for deploys (default: the requested one). */
@@ -114,7 +114,7 @@ export function createFakeFleet(
   const answer = (world: FakeWorld, data: AgentCommand): AgentReport => {
     const fail = data.type !== 'none' && data.type !== 'poweroff' ? world.knobs.agentFails[data.type] : undefined;
     if (fail && (data.type === 'inspect' || data.type === 'deploy' || data.type === 'erase')) {
-      delete world.knobs.agentFails[data.type];
+      if (!fail.keep) delete world.knobs.agentFails[data.type];
       return { commandId: data.id, type: data.type, status: 'failed', message: fail.message, failedDisk: fail.failedDisk };
     }
     switch (data.type) {

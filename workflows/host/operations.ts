@@ -283,8 +283,9 @@ export class HostOperations {
     if (plan.erase) {
       await this.resumeSession('erase', (c) => c?.type === 'erase' && c.mode === plan.mode);
       const report = await this.runAgent({ type: 'erase', mode: plan.mode }, { inspectedDisks: this.inspectedDisks(), abandonWhen: () => (this.ctx.obs.detached ? 'detached' : undefined) });
-      // One approval covers one erase.
-      this.ctx.approval = undefined;
+      // One approval covers one erase that ran to an end (done, or a disk found bad);
+      // a failed attempt keeps it for the retry.
+      if (report.status !== 'failed' || report.failedDisk) this.ctx.approval = undefined;
       if (report.status === 'failed' && report.failedDisk) {
         this.recordErase({ mode: plan.mode, disks: [{ disk: report.failedDisk, serialNumber: '', method: 'overwrite', result: 'failed', verified: false, detail: report.message, finishedAt: new Date().toISOString() }] });
         await this.setPower('off');

@@ -80,7 +80,8 @@ export async function hostLifecycle(input: HostWorkflowInput): Promise<HostStatu
     reports: carried?.reports ?? [],
     approval: carried?.approval,
     awaitingApproval: false,
-    sessionLookedUp: false,
+    // A continued run carries its session; only a fresh run asks the plane's store.
+    sessionLookedUp: carried !== undefined,
     waitingFor: undefined,
   };
   let state: HostState = start.state;
