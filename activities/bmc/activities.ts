@@ -27,6 +27,8 @@ export interface BmcActivityDeps {
   caBundle?: string;
   /** Per request (HTTP exchange or ipmitool run). Default 15 s. */
   requestTimeoutMs?: number;
+  /** The ipmitool binary (default: `ipmitool` from PATH). */
+  ipmitool?: string;
   /** How long a power/boot change may take to show in a read-back. Default 60 s (sushy's fake driver: up to 11 s). */
   verifyTimeoutMs?: number;
   /** Interval between read-backs. Default 1 s. */
@@ -105,6 +107,7 @@ export function createBmcActivities(deps: BmcActivityDeps) {
       disableCertificateVerification: input.bmc.disableCertificateVerification,
       caBundle: deps.caBundle,
       timeoutMs: deps.requestTimeoutMs,
+      ipmitool: deps.ipmitool,
     });
     const ctx = activityContext();
     let phase = 'connecting';

@@ -18,6 +18,8 @@ export interface ConnectBmcOptions {
   caBundle?: string;
   /** Limit for one request (HTTP exchange or ipmitool run). Default 15 s. */
   timeoutMs?: number;
+  /** The ipmitool binary (default: `ipmitool` from PATH). */
+  ipmitool?: string;
 }
 
 /**
@@ -60,7 +62,7 @@ export function connectBmc(o: ConnectBmcOptions): IronflowBmcDriver {
   const failures = new BmcFailures(o.endpoint, o.secretRef, credentialScrubber(o.credentials));
   const timeoutMs = o.timeoutMs ?? 15_000;
   const limit = bmcLimiter(o.endpoint);
-  if (o.endpoint.protocol === 'ipmi') return new IpmiDriver(o.endpoint, failures, { credentials: o.credentials, timeoutMs, limit });
+  if (o.endpoint.protocol === 'ipmi') return new IpmiDriver(o.endpoint, failures, { credentials: o.credentials, timeoutMs, limit, ipmitool: o.ipmitool });
   return new RedfishDriver(o.endpoint, failures, {
     credentials: o.credentials,
     timeoutMs,

@@ -126,6 +126,19 @@ function findIn(fields: Buffer[], patterns: Pattern[]): Pattern | undefined {
 }
 
 /**
+ * Which of `secrets` (by index) appear in `value` (a history, a status, an
+ * error), in any spelling, with encrypted payloads opened by `codec`.
+ * Example: `secretsIn(await handle.fetchHistory(), [pw])` → `[]` when clean.
+ */
+export async function secretsIn(value: unknown, secrets: TestSecret[], codec?: AesGcmPayloadCodec): Promise<string[]> {
+  const fields = await fieldsOf(value, codec, { decrypted: 0, undecryptable: 0 });
+  return secrets.flatMap((s, i) => {
+    const hit = findIn(fields, secretPatterns(s));
+    return hit ? [`secret #${i} (${hit.kind})`] : [];
+  });
+}
+
+/**
  * Searches every workflow history (inputs, signals, results, failures,
  * search attribute upserts; encrypted payloads opened with the codec keys
  * found under `codecKeyDir`, by default the directory above `logDir`, i.e.
