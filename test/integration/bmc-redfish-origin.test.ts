@@ -5,9 +5,9 @@
  * every TCP connection: the credentials must never get there (zero), and
  * each refused link must fail with an error that says what happened.
  */
-import { cpSync, existsSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createBmcActivities } from '../../activities/bmc/activities';
 import { parseBmcAddress } from '../../activities/bmc/address';
 import { connectBmc } from '../../activities/bmc/driver';
@@ -15,17 +15,10 @@ import type { IronflowBmcDriver } from '../../activities/bmc/types';
 import { staticBmcCredentialsReader } from '../../activities/k8s/bmc-credentials';
 import { FAILURE } from '../../api/errors';
 import { startSushyStatic } from '../../lab/bmc/sushy';
-import { labWorkDir, silentLog } from '../helpers/bmc-lab';
+import { labWorkDir, redfishMockupDir, silentLog } from '../helpers/bmc-lab';
 import { registerTestSecret } from '../helpers/secrets';
 
-/** DMTF's public-rackmount1 mockup, from the shared test data beside the checkout (found walking up, so worktrees find it too). */
-const MOCKUP = (() => {
-  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
-    const candidate = join(dir, 'shared', 'testdata', 'redfish-mockups', 'dmtf-public-rackmount1');
-    if (existsSync(candidate)) return candidate;
-  }
-  throw new Error(`DMTF mockup dmtf-public-rackmount1 not found in a shared/testdata/redfish-mockups above ${__dirname}`);
-})();
+const MOCKUP = redfishMockupDir();
 const USER = 'admin';
 const PASSWORD = 'origin-pw-7Hq2vX';
 const secretRef = { namespace: 'metal3', name: 'rackmount-bmc' };
