@@ -1,9 +1,10 @@
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { inspect } from 'node:util';
 import { Client, Connection } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import { AesGcmPayloadCodec, ENCODING, type CodecKey } from '../../workers/codec/aes-gcm-codec';
+import { sharedEnv } from './env';
 
 /** A secret the tests handed to Ironflow: text, or bytes that need not be UTF-8. */
 export type TestSecret = string | Buffer;
@@ -87,6 +88,16 @@ export function findCodecKeys(dir: string): CodecKey[] {
     keys.push({ id, key: Buffer.from(key, 'base64') });
   }
   return keys;
+}
+
+/**
+ * Lets the end-of-run scan open payloads a test encrypted with a key of its
+ * own: writes it where {@link findCodecKeys} looks (the run's state directory).
+ */
+export function shareCodecKeyWithScan(key: CodecKey): void {
+  const dir = join(sharedEnv().stateDir, 'codec-keys', key.id);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'codec-key.json'), JSON.stringify({ id: key.id, key: key.key.toString('base64') }), { mode: 0o600 });
 }
 
 const isPayload = (v: unknown): v is Payload =>

@@ -7,9 +7,15 @@ import { AesGcmPayloadCodec } from '../../workers/codec/aes-gcm-codec';
 import { startCodecServer } from '../../workers/codec/codec-server';
 import { WORKFLOWS_PATH } from '../../workers/lifecycle-worker';
 import { temporalTestContext, type TemporalTestContext } from '../helpers/env';
+import { shareCodecKeyWithScan } from '../helpers/secret-scan';
 
 const k1 = { id: 'k1', key: randomBytes(32) };
 const k2 = { id: 'k2', key: randomBytes(32) };
+
+beforeAll(() => {
+  shareCodecKeyWithScan(k1);
+  shareCodecKeyWithScan(k2);
+});
 
 describe('AES-GCM payload codec', () => {
   it('round-trips, rejects tampering, and decrypts old keys after rotation', async () => {
