@@ -68,9 +68,12 @@ export function parsePlaneConfig(argv: string[]): PlaneConfig {
   // The Temporal edge: TLS/mTLS/API key for --temporal-address, and the codec server's token.
   addTemporalTlsOptions(cmd).addOption(new Option('--codec-token <token>', 'bearer token the codec server asks for (default: generated into <state-dir>/codec-token)').env('IRONFLOW_CODEC_TOKEN'));
   cmd.parse(argv, { from: 'node' });
-  const temporalTls = temporalTlsFromOptions(cmd.opts());
+  let temporalTls = temporalTlsFromOptions(cmd.opts());
   if (usesTls(temporalTls) && !cmd.opts<{ temporalAddress?: string }>().temporalAddress) {
-    cmd.error('error: the Temporal TLS and API-key options are for a remote Temporal: give --temporal-address (TEMPORAL_ADDRESS) too; the embedded dev server speaks plaintext on loopback');
+    // TEMPORAL_TLS_* left in the shell for the temporal CLI must not break the embedded plane; flags are a mistake to report.
+    const fromFlags = ['temporalTls', 'temporalTlsCert', 'temporalTlsKey', 'temporalTlsCa', 'temporalTlsServerName', 'temporalApiKey'].some((k) => cmd.getOptionValueSource(k) === 'cli');
+    if (fromFlags) cmd.error('error: the Temporal TLS and API-key options are for a remote Temporal: give --temporal-address (TEMPORAL_ADDRESS) too; the embedded dev server speaks plaintext on loopback');
+    temporalTls = {};
   }
   const o = cmd.opts<{
     temporalAddress?: string; temporalNamespace: string; kubeconfig?: string; stateDir: string;

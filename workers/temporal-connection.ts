@@ -46,7 +46,7 @@ export function usesTls(o: TemporalTlsOptions): boolean {
  */
 export function addTemporalTlsOptions(cmd: Command): Command {
   return cmd
-    .addOption(new Option('--temporal-tls', 'connect to --temporal-address over TLS (implied by the options below)').env('TEMPORAL_TLS'))
+    .addOption(new Option('--temporal-tls [true|false]', 'connect to --temporal-address over TLS (implied by the options below)').env('TEMPORAL_TLS'))
     .addOption(new Option('--temporal-tls-cert <file>', 'PEM client certificate for mutual TLS to Temporal').env('TEMPORAL_TLS_CLIENT_CERT_PATH'))
     .addOption(new Option('--temporal-tls-key <file>', 'PEM private key of that client certificate').env('TEMPORAL_TLS_CLIENT_KEY_PATH'))
     .addOption(new Option('--temporal-tls-ca <file>', "PEM CA bundle that signed the Temporal frontend's certificate (default: system CAs)").env('TEMPORAL_TLS_SERVER_CA_CERT_PATH'))
