@@ -5,7 +5,7 @@
  * workflow tests stub exactly this.
  */
 import type { AgentCommand, AgentSessionView, ExpectedDisk } from './agent';
-import type { BootTarget, PowerState } from './bmc';
+import type { BmcIdentity, BootTarget, PowerState } from './bmc';
 import type { HostEvent, HostRef, HostSpec, HostStatus } from './host';
 import type { BootMode } from './pxe';
 
@@ -14,15 +14,39 @@ export interface BmcTarget {
   bmc: HostSpec['bmc'];
 }
 
-export interface HostActivities {
-  /** Registration: credentials resolve and the BMC answers. */
-  bmcCheckAccess(input: BmcTarget): Promise<{ poweredOn: boolean; manufacturer?: string; model?: string; serialNumber?: string }>;
+/** What bmcSetPower did. */
+export interface BmcPowerResult {
+  poweredOn: boolean;
+  /** False when the server was already in the requested state (nothing was sent). */
+  changed: boolean;
+  /** Which action took effect: none (already there), the soft off, or the hard power action. */
+  method: 'none' | 'soft' | 'hard';
+  /** Set when a soft off was asked for and the hard one did it: why (no such action, or the OS did not shut down in time). */
+  softOffFallback?: string;
+}
+
+export interface BmcSetPowerInput extends BmcTarget {
+  state: PowerState;
   /**
-   * Acts, then polls until the BMC shows `state` (heartbeats); no-op if already
-   * there. `soft` asks the OS to shut down first (Redfish GracefulShutdown,
-   * IPMI soft off) and powers off hard if it has not within the timeout.
+   * Off only: ask the OS to shut down first (Redfish GracefulShutdown, IPMI
+   * `chassis power soft`) and force it off only if it still reads on after
+   * `softTimeoutSeconds`, as Ironic does for a soft power off. Use it for
+   * `online: false` on a provisioned host.
    */
-  bmcSetPower(input: BmcTarget & { state: PowerState; soft?: boolean }): Promise<{ poweredOn: boolean; changed: boolean }>;
+  soft?: boolean;
+  /**
+   * How long the soft off may take, 1..600 s (default 60). The activity's
+   * startToCloseTimeout must exceed this plus the hard off's verification
+   * (60 s) and a margin.
+   */
+  softTimeoutSeconds?: number;
+}
+
+export interface HostActivities {
+  /** Registration: credentials resolve and the BMC answers; reads power state and identity only (no inventory walk). */
+  bmcCheckAccess(input: BmcTarget): Promise<{ poweredOn: boolean } & BmcIdentity>;
+  /** Acts, then polls until the BMC shows `state` (heartbeats); no-op if already there. */
+  bmcSetPower(input: BmcSetPowerInput): Promise<BmcPowerResult>;
   /** Hard reset (used to reboot into a freshly prepared PXE boot). */
   bmcReboot(input: BmcTarget): Promise<void>;
   bmcSetNextBoot(input: BmcTarget & { target: BootTarget; persistent: boolean }): Promise<unknown>;

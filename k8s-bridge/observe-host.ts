@@ -5,6 +5,7 @@
  * object does not already show to anyone who can `kubectl get bmh`.
  */
 import type { RootDeviceHints } from '../api/agent';
+import { redactBmcAddress } from '../api/bmc-address-redaction';
 import { HOST_ANNOTATIONS, HOST_STATES, type CleaningMode, type HostObservation, type HostSpec, type HostState, type HostStatus } from '../api/host';
 
 /** The parts of a BareMetalHost the bridge reads. */
@@ -38,22 +39,11 @@ function annotationSet(annotations: Record<string, string> | undefined, key: str
   return annotations !== undefined && Object.prototype.hasOwnProperty.call(annotations, key);
 }
 
-/**
- * The BMC address without credentials: `redfish://user:pw@host/...` becomes
- * `redfish://***@host/...`. The observation goes into workflow history and
- * search attributes, so credentials an operator put in the address must not;
- * the `***@` left behind lets the workflow refuse the address with a clear
- * message.
- */
-export function withoutAddressCredentials(address: string): string {
-  return address.replace(/^([a-z0-9+.-]+:\/\/)[^/@]*@/i, '$1***@').replace(/^([a-z0-9+.-]+:)(?!\/\/)[^/@]*@/i, '$1***@');
-}
-
 function reduceSpec(spec: Record<string, unknown>): HostSpec {
   const bmc = obj(spec.bmc) ?? {};
   const out: HostSpec = {
     online: spec.online === true,
-    bmc: { address: withoutAddressCredentials(str(bmc.address) ?? ''), credentialsName: str(bmc.credentialsName) ?? '' },
+    bmc: { address: redactBmcAddress(str(bmc.address) ?? ''), credentialsName: str(bmc.credentialsName) ?? '' },
     automatedCleaningMode: CLEANING_MODES.includes(spec.automatedCleaningMode as CleaningMode)
       ? (spec.automatedCleaningMode as CleaningMode)
       : 'metadata',

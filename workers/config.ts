@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { PROJECT_ROOT, STATE_DIR } from './embedded/tools';
+import { addTemporalTlsOptions, temporalTlsFromOptions, usesTls, type TemporalTlsOptions } from './temporal-connection';
 
 /** Everything `npm start` can be told; each key has a flag, an env var and a default. */
 export interface PlaneConfig {
@@ -29,6 +30,11 @@ export interface PlaneConfig {
   /** Watch BareMetalHosts of this namespace only; all when unset. */
   watchNamespace?: string;
   logLevel: string;
+  // The Temporal edge (workers/temporal-connection.ts, workers/codec/): TLS/mTLS and API key of a
+  // remote Temporal (env names are the temporal CLI's), and the codec server's bearer token.
+  temporalTls?: TemporalTlsOptions;
+  /** Bearer token of the codec server; unset = generated once into <state-dir>/codec-token (0600). */
+  codecToken?: string;
 }
 
 function port(value: string): number {
@@ -59,7 +65,16 @@ export function parsePlaneConfig(argv: string[]): PlaneConfig {
     .addOption(new Option('--watch-namespace <ns>', 'only manage BareMetalHosts of this namespace').env('IRONFLOW_WATCH_NAMESPACE'))
     .addOption(new Option('--tftp-port <port>', 'TFTP (69 on a real provisioning network)').env('IRONFLOW_TFTP_PORT').default(6969).argParser(port))
     .addOption(new Option('--log-level <level>', 'pino log level').env('IRONFLOW_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error']));
+  // The Temporal edge: TLS/mTLS/API key for --temporal-address, and the codec server's token.
+  addTemporalTlsOptions(cmd).addOption(new Option('--codec-token <token>', 'bearer token the codec server asks for (default: generated into <state-dir>/codec-token)').env('IRONFLOW_CODEC_TOKEN'));
   cmd.parse(argv, { from: 'node' });
+  let temporalTls = temporalTlsFromOptions(cmd.opts());
+  if (usesTls(temporalTls) && !cmd.opts<{ temporalAddress?: string }>().temporalAddress) {
+    // TEMPORAL_TLS_* left in the shell for the temporal CLI must not break the embedded plane; flags are a mistake to report.
+    const fromFlags = ['temporalTls', 'temporalTlsCert', 'temporalTlsKey', 'temporalTlsCa', 'temporalTlsServerName', 'temporalApiKey'].some((k) => cmd.getOptionValueSource(k) === 'cli');
+    if (fromFlags) cmd.error('error: the Temporal TLS and API-key options are for a remote Temporal: give --temporal-address (TEMPORAL_ADDRESS) too; the embedded dev server speaks plaintext on loopback');
+    temporalTls = {};
+  }
   const o = cmd.opts<{
     temporalAddress?: string; temporalNamespace: string; kubeconfig?: string; stateDir: string;
     temporalPort: number; temporalUiPort: number; kubeApiPort: number; codecPort: number; lab: boolean; labInventory: string; labBasePort: number;
@@ -69,6 +84,8 @@ export function parsePlaneConfig(argv: string[]): PlaneConfig {
   const kubeconfig = o.kubeconfig || undefined;
   return {
     ...o,
+    temporalTls,
+    codecToken: cmd.opts<{ codecToken?: string }>().codecToken || undefined,
     temporalAddress: o.temporalAddress || undefined,
     kubeconfig,
     bmcLoopbackOnly: o.bmcLoopbackOnly ? o.bmcLoopbackOnly === 'yes' : !kubeconfig,
@@ -82,4 +99,5 @@ export const statePaths = (stateDir: string) => ({
   kubeData: join(stateDir, 'data', 'kube'),
   kubeconfig: join(stateDir, 'kubeconfig'),
   codecKey: join(stateDir, 'codec-key.json'),
+  codecToken: join(stateDir, 'codec-token'),
 });

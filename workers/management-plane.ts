@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { KubeConfig } from '@kubernetes/client-node';
 import { PLANE_PROBE_WORKFLOW_PREFIX, TASK_QUEUES } from '../api/names';
 import type { PlaneProbeResult } from '../api/plane-probe';
 import { installCrds } from '../k8s-bridge/install-crds';
 import { AesGcmPayloadCodec, loadCodecKeys } from './codec/aes-gcm-codec';
 import { startCodecServer } from './codec/codec-server';
+import { loadCodecToken } from './codec/codec-token';
+import { connectTemporalClient, connectTemporalWorker, describeTemporalEdge, type TemporalEdge } from './temporal-connection';
 import { statePaths, type PlaneConfig } from './config';
 import { startKubeApiserver, type KubeApiserver } from './embedded/kube-apiserver';
 import { startTemporalDevServer, type TemporalDevServer } from './embedded/temporal-dev-server';
@@ -20,6 +21,8 @@ import type { Logger } from './log';
 /** What a running plane tells its operator. */
 export interface PlaneSummary {
   temporalAddress: string;
+  /** The address and how the connection is secured (TLS, client certificate, CA, API key: names only). */
+  temporalConnection: string;
   temporalNamespace: string;
   temporalUi?: string;
   temporalEmbedded: boolean;
@@ -61,12 +64,21 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
     const needsTools = !cfg.temporalAddress || !cfg.kubeconfig;
     const tools = needsTools ? loadToolPaths() : undefined;
 
-    // Payloads are encrypted before they reach Temporal; the codec server lets
-    // the Web UI (and `temporal --codec-endpoint`) show them to operators.
+    // Payloads are encrypted before they reach Temporal, and the workers refuse
+    // any that are not (a plaintext signal cannot steer a host); the codec
+    // server lets the Web UI and `temporal --codec-endpoint` show them to
+    // operators who hold its token.
     const codec = new AesGcmPayloadCodec(loadCodecKeys(process.env, paths.codecKey));
     const dataConverter = { payloadCodecs: [codec] };
     const uiOrigin = `http://127.0.0.1:${cfg.temporalUiPort}`;
-    const codecServer = await startCodecServer({ codec, port: cfg.codecPort, allowOrigins: [uiOrigin, 'http://localhost:' + cfg.temporalUiPort] });
+    const codecToken = loadCodecToken(cfg.codecToken, paths.codecToken);
+    const codecServer = await startCodecServer({
+      codec: codec.showingPlaintext(),
+      token: codecToken.token,
+      tokenHint: codecToken.source === 'configured' ? 'IRONFLOW_CODEC_TOKEN' : paths.codecToken,
+      port: cfg.codecPort,
+      allowOrigins: [uiOrigin, 'http://localhost:' + cfg.temporalUiPort],
+    });
     undo.push(() => codecServer.stop());
 
     let temporal: TemporalDevServer | undefined;
@@ -106,11 +118,12 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
     const crds = await installCrds(kc);
     log.info({ crds }, 'CRDs installed');
 
-    const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+    // TLS/mTLS/API key apply to a remote Temporal only (config.ts refuses them without --temporal-address).
+    const edge: TemporalEdge = { address: temporalAddress, namespace: cfg.temporalNamespace, ...(cfg.temporalAddress ? cfg.temporalTls : {}) };
+    const nativeConnection = await connectTemporalWorker(edge);
     undo.push(() => nativeConnection.close());
-    const connection = await Connection.connect({ address: temporalAddress });
+    const { connection, client } = await connectTemporalClient(edge, { dataConverter });
     undo.push(() => connection.close());
-    const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
 
     const workflowBundle = await bundleWorkflows();
     const inventory = cfg.lab ? loadInventory(cfg.labInventory) : undefined;
@@ -143,6 +156,7 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
 
     const summary: PlaneSummary = {
       temporalAddress,
+      temporalConnection: describeTemporalEdge(edge),
       temporalNamespace: cfg.temporalNamespace,
       temporalUi: temporal?.uiUrl,
       temporalEmbedded: !!temporal,
@@ -157,7 +171,9 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger): Promi
         ? `${stack.lab.members.length} servers (${inventory!.servers.filter((x) => x.bmc.protocol === 'redfish').length} Redfish, ${inventory!.servers.filter((x) => x.bmc.protocol === 'ipmi').length} IPMI); manifests: kubectl apply -f ${stack.lab.manifestsFile}`
         : 'disabled (--no-lab)',
       logs: paths.logs,
-      codec: `AES-256-GCM payload encryption; codec server ${codecServer.url} (the Web UI uses it)`,
+      codec:
+        `AES-256-GCM payload encryption, plaintext refused by the workers; codec server ${codecServer.url} ` +
+        `(temporal CLI: --codec-endpoint ${codecServer.url} --codec-auth "Bearer $(cat ${codecToken.source === 'configured' ? '<your IRONFLOW_CODEC_TOKEN>' : paths.codecToken})"; Web UI: sign in once at ${codecServer.url}/login)`,
     };
     return { summary, client, stop };
   } catch (err) {

@@ -192,7 +192,7 @@ export function createFakeFleet(
       const changed = h.world.poweredOn !== (state === 'on');
       h.world.poweredOn = state === 'on';
       maybeBootAgent(h);
-      return { poweredOn: h.world.poweredOn, changed };
+      return { poweredOn: h.world.poweredOn, changed, method: changed ? 'hard' : 'none' };
     },
     async bmcReboot({ host }) {
       const h = hw(host);

@@ -1,5 +1,5 @@
 import { HOST_ANNOTATIONS } from '../../api/host';
-import { observeHost, recordedStatus, withoutAddressCredentials, type BareMetalHostObject } from '../../k8s-bridge/observe-host';
+import { observeHost, recordedStatus, type BareMetalHostObject } from '../../k8s-bridge/observe-host';
 
 const host = (over: Partial<BareMetalHostObject['metadata']> = {}, spec: Record<string, unknown> = {}): BareMetalHostObject => ({
   apiVersion: 'metal3.io/v1alpha1',
@@ -76,11 +76,8 @@ describe('observeHost', () => {
 describe('what a new host workflow run is given besides the spec', () => {
   it('never passes credentials written into a BMC address on (they would land in history and search attributes)', () => {
     const obs = observeHost(host({}, { bmc: { address: 'redfish://admin:s3cret-pw@10.0.0.1/redfish/v1/Systems/1', credentialsName: 'c' } }));
-    expect(obs.spec.bmc.address).toBe('redfish://***@10.0.0.1/redfish/v1/Systems/1');
+    expect(obs.spec.bmc.address).toBe('redfish://REDACTED@10.0.0.1/redfish/v1/Systems/1');
     expect(JSON.stringify(obs)).not.toContain('s3cret-pw');
-    expect(withoutAddressCredentials('ipmi://root:calvin@10.0.0.2:623')).toBe('ipmi://***@10.0.0.2:623');
-    expect(withoutAddressCredentials('ipmi:root:calvin@10.0.0.2')).toBe('ipmi:***@10.0.0.2');
-    expect(withoutAddressCredentials('redfish://10.0.0.1/redfish/v1/Systems/1')).toBe('redfish://10.0.0.1/redfish/v1/Systems/1');
   });
 
   it('passes the recorded status, the durable record a new run adopts from', () => {

@@ -160,6 +160,8 @@ describe('hostLifecycle adopts from the recorded status (real Temporal, activiti
   it('emits Kubernetes events for transitions and errors, as BMO does', async () => {
     await withHostWorkflow(ctx, observation(), async (run) => {
       await run.waitForState('available');
+      // The query shows a transition as it is committed; its status write (with the event) lands just after.
+      for (let i = 0; i < 100 && run.world.events.length < 2; i++) await new Promise((r) => setTimeout(r, 50));
       expect(run.world.events.map((e) => e.reason)).toEqual(['InspectionStarted', 'Available']);
       expect(run.world.events[0]).toMatchObject({ type: 'Normal', message: 'registering -> inspecting: registered; hardware not yet inspected' });
     });

@@ -17,6 +17,7 @@
  *   7. rest
  */
 import type { EraseMode } from '../../api/agent';
+import { bmcAddressHasCredentials } from '../../api/bmc-address-redaction';
 import { HOST_ERROR_TYPES, type HostErrorType } from '../../api/errors';
 import type { CleaningMode, HostEvent, HostFailure, HostObservation, HostState, HostStatus } from '../../api/host';
 
@@ -100,7 +101,7 @@ export function holdReason(obs: HostObservation): string | undefined {
 export function specProblem(obs: HostObservation, step: HostStep, namespace: string): string | undefined {
   const spec = obs.spec;
   if (!spec.bmc.address) return 'spec.bmc.address is empty: set the BMC address (e.g. redfish://10.0.0.5/redfish/v1/Systems/1)';
-  if (/^[a-z0-9+.-]+:\/\/[^/]*@/i.test(spec.bmc.address)) {
+  if (bmcAddressHasCredentials(spec.bmc.address)) {
     return 'spec.bmc.address contains credentials (user:password@): remove them and put them in the credentials Secret';
   }
   if (!spec.bmc.credentialsName) return 'spec.bmc.credentialsName is empty: name the Secret holding "username" and "password"';
