@@ -84,7 +84,7 @@ async function main(): Promise<void> {
     .addOption(new Option('--lab-base-port <port>', 'first port of the lab BMCs (Redfish shards, then IPMI at +100)').env('IRONFLOW_LAB_BASE_PORT').default(6200).argParser(port));
   cmd.parse(process.argv);
   const opts = cmd.opts<Parameters<typeof planeConfigFrom>[0] & { lab: boolean; labInventory: string; labBasePort: number }>();
-  const cfg = planeConfigFrom(opts);
+  const cfg = planeConfigFrom(opts, process.env, (k) => cmd.getOptionValueSource(k));
   const planeArgs = withoutLabOptions(process.argv.slice(2));
 
   let run;

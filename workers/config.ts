@@ -2,6 +2,7 @@ import { isIPv4 } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { STATE_DIR } from './embedded/tools';
+import { addTemporalTlsOptions, temporalTlsFromOptions, usesTls, type TemporalTlsOptions } from './temporal-connection';
 
 /** Everything `npm start` can be told; each key has a flag, an env var and a default. */
 export interface PlaneConfig {
@@ -32,6 +33,11 @@ export interface PlaneConfig {
   /** Why a KUBECONFIG from the environment was not used (it named this plane's own embedded cluster). */
   kubeconfigIgnored?: string;
   logLevel: string;
+  // The Temporal edge (workers/temporal-connection.ts, workers/codec/): TLS/mTLS and API key of a
+  // remote Temporal (env names are the temporal CLI's), and the codec server's bearer token.
+  temporalTls?: TemporalTlsOptions;
+  /** Bearer token of the codec server; unset = generated once into <state-dir>/codec-token (0600). */
+  codecToken?: string;
 }
 
 export interface DhcpConfig {
@@ -57,7 +63,7 @@ function range(value: string): { start: string; end: string } {
 
 /** The plane's command line; `npm start`'s launcher adds the lab's options to it. */
 export function planeCommand(name = 'ironflow-plane'): Command {
-  return new Command(name)
+  const cmd = new Command(name)
     .description('Ironflow management plane: Temporal, Kubernetes API (+ controller manager), worker, PXE services and bridge')
     .addOption(new Option('--temporal-address <host:port>', 'use this Temporal frontend instead of the embedded dev server').env('TEMPORAL_ADDRESS'))
     .addOption(new Option('--temporal-namespace <ns>', 'Temporal namespace').env('TEMPORAL_NAMESPACE').default('default'))
@@ -79,7 +85,11 @@ export function planeCommand(name = 'ironflow-plane'): Command {
     .addOption(new Option('--dhcp-boot-url <url>', 'iPXE chain script DHCP points clients at (default: the PXE HTTP service)').env('IRONFLOW_DHCP_BOOT_URL'))
     .addOption(new Option('--overwrite-foreign-crds', 'replace CRDs another installation owns (e.g. a real Cluster API or Metal3) with Ironflow\'s; without it the plane stops and says what differs (env IRONFLOW_OVERWRITE_FOREIGN_CRDS=yes|no)'))
     .addOption(new Option('--log-level <level>', 'pino log level').env('IRONFLOW_LOG_LEVEL').default('info').choices(['trace', 'debug', 'info', 'warn', 'error']));
+  // The Temporal edge: TLS/mTLS/API key for --temporal-address, and the codec server's token.
+  return addTemporalTlsOptions(cmd).addOption(new Option('--codec-token <token>', 'bearer token the codec server asks for (default: generated into <state-dir>/codec-token)').env('IRONFLOW_CODEC_TOKEN'));
 }
+
+const TLS_KEYS = ['temporalTls', 'temporalTlsCert', 'temporalTlsKey', 'temporalTlsCa', 'temporalTlsServerName', 'temporalApiKey'] as const;
 
 interface PlaneOpts {
   temporalAddress?: string; temporalNamespace: string; kubeconfig?: string; stateDir: string;
@@ -88,6 +98,8 @@ interface PlaneOpts {
   bmcLoopbackOnly?: 'yes' | 'no';
   dhcpInterface?: string; dhcpNetns?: string; dhcpRange?: { start: string; end: string }; dhcpBootUrl?: string;
   overwriteForeignCrds?: boolean;
+  temporalTls?: boolean | string; temporalTlsCert?: string; temporalTlsKey?: string; temporalTlsCa?: string; temporalTlsServerName?: string; temporalApiKey?: string;
+  codecToken?: string;
 }
 
 /**
@@ -114,14 +126,28 @@ function yesNo(name: string, env: NodeJS.ProcessEnv): boolean | undefined {
   throw new InvalidArgumentError(`${name}="${v}" is neither yes nor no`);
 }
 
-/** Resolves parsed options (flags + environment) into the plane's configuration. */
-export function planeConfigFrom(o: PlaneOpts, env: NodeJS.ProcessEnv = process.env): PlaneConfig {
+/**
+ * Resolves parsed options (flags + environment) into the plane's
+ * configuration. `source` tells where an option's value came from
+ * (commander's getOptionValueSource): TLS settings from flags without a
+ * remote Temporal are a mistake; from the environment they are the
+ * temporal CLI's, left in the shell, and are ignored.
+ */
+export function planeConfigFrom(o: PlaneOpts, env: NodeJS.ProcessEnv = process.env, source: (key: string) => string | undefined = () => undefined): PlaneConfig {
+  let temporalTls = temporalTlsFromOptions(o);
+  if (usesTls(temporalTls) && !o.temporalAddress) {
+    // TEMPORAL_TLS_* left in the shell for the temporal CLI must not break the embedded plane; flags are a mistake to report.
+    if (TLS_KEYS.some((k) => source(k) === 'cli')) throw new InvalidArgumentError('the Temporal TLS and API-key options are for a remote Temporal: give --temporal-address (TEMPORAL_ADDRESS) too; the embedded dev server speaks plaintext on loopback');
+    temporalTls = {};
+  }
   const own = ownKubeconfig(o.kubeconfig || undefined, o.stateDir);
   const kubeconfig = own.kubeconfig;
   if ((o.dhcpRange || o.dhcpNetns || o.dhcpBootUrl) && !o.dhcpInterface) throw new InvalidArgumentError('--dhcp-range, --dhcp-netns and --dhcp-boot-url need --dhcp-interface (the provisioning network to serve)');
   if (o.dhcpInterface && !o.dhcpRange) throw new InvalidArgumentError('--dhcp-interface needs --dhcp-range <first,last> (the addresses to hand out)');
   const overwrite = o.overwriteForeignCrds || yesNo('IRONFLOW_OVERWRITE_FOREIGN_CRDS', env) || false;
   return {
+    temporalTls,
+    codecToken: o.codecToken || undefined,
     temporalAddress: o.temporalAddress || undefined,
     temporalNamespace: o.temporalNamespace,
     kubeconfig,
@@ -150,7 +176,7 @@ export function parsePlaneConfig(argv: string[]): PlaneConfig {
   const cmd = planeCommand();
   cmd.parse(argv, { from: 'node' });
   try {
-    return planeConfigFrom(cmd.opts<PlaneOpts>());
+    return planeConfigFrom(cmd.opts<PlaneOpts>(), process.env, (k) => cmd.getOptionValueSource(k));
   } catch (err) {
     if (err instanceof InvalidArgumentError) cmd.error(`error: ${err.message}`);
     throw err;
@@ -164,6 +190,7 @@ export const statePaths = (stateDir: string) => ({
   kubeData: join(stateDir, 'data', 'kube'),
   kubeconfig: join(stateDir, 'kubeconfig'),
   codecKey: join(stateDir, 'codec-key.json'),
+  codecToken: join(stateDir, 'codec-token'),
   /** Pid files and the health table of the running plane. */
   run: join(stateDir, 'run'),
   planeRunFile: join(stateDir, 'run', 'plane.json'),

@@ -13,7 +13,7 @@ function banner(s: PlaneSummary): string {
   const lines = [
     '',
     'Ironflow management plane is ready.',
-    `  Temporal        ${s.temporalAddress} (namespace ${s.temporalNamespace})${s.temporalEmbedded ? ', embedded dev server' : ''}`,
+    `  Temporal        ${s.temporalConnection} (namespace ${s.temporalNamespace})${s.temporalEmbedded ? ', embedded dev server' : ''}`,
     ...(s.temporalUi ? [`  Temporal Web UI ${s.temporalUi}`] : []),
     `  Kubernetes API  ${s.kubeServer}${s.kubeEmbedded ? ', embedded kube-apiserver + etcd + kube-controller-manager' : ''}`,
     ...(s.kubeconfig ? [`  kubeconfig      export KUBECONFIG=${s.kubeconfig}`] : []),

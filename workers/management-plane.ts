@@ -1,14 +1,15 @@
 import { randomUUID } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { KubeConfig, VersionApi } from '@kubernetes/client-node';
 import { PLANE_PROBE_WORKFLOW_PREFIX, TASK_QUEUES } from '../api/names';
 import type { PlaneProbeResult } from '../api/plane-probe';
 import { installCrds } from '../k8s-bridge/install-crds';
 import { AesGcmPayloadCodec, loadCodecKeys } from './codec/aes-gcm-codec';
 import { startCodecServer } from './codec/codec-server';
+import { loadCodecToken } from './codec/codec-token';
+import { connectTemporalClient, connectTemporalWorker, describeTemporalEdge, type TemporalEdge } from './temporal-connection';
 import { statePaths, type PlaneConfig } from './config';
 import { PlaneHealth } from './embedded/health';
 import { startKubeApiserver, type KubeApiserver } from './embedded/kube-apiserver';
@@ -23,6 +24,8 @@ import type { Logger } from './log';
 /** What a running plane tells its operator. */
 export interface PlaneSummary {
   temporalAddress: string;
+  /** The address and how the connection is secured (TLS, client certificate, CA, API key: names only). */
+  temporalConnection: string;
   temporalNamespace: string;
   temporalUi?: string;
   temporalEmbedded: boolean;
@@ -74,7 +77,7 @@ function makePrivate(stateDir: string, paths: ReturnType<typeof statePaths>): vo
     } else if (st.isFile() && (st.mode & 0o077) !== 0) chmodSync(path, st.mode & 0o700);
   };
   chmodSync(stateDir, 0o700);
-  for (const p of [paths.data, paths.logs, paths.run, paths.kubeconfig, paths.codecKey]) if (existsSync(p)) walk(p);
+  for (const p of [paths.data, paths.logs, paths.run, paths.kubeconfig, paths.codecKey, paths.codecToken]) if (existsSync(p)) walk(p);
 }
 
 /**
@@ -101,8 +104,10 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger, opts: 
     const needsTools = !cfg.temporalAddress || !cfg.kubeconfig;
     const tools = needsTools ? loadToolPaths() : undefined;
 
-    // Payloads are encrypted before they reach Temporal; the codec server lets
-    // the Web UI (and `temporal --codec-endpoint`) show them to operators.
+    // Payloads are encrypted before they reach Temporal, and the workers refuse
+    // any that are not (a plaintext signal cannot steer a host); the codec
+    // server lets the Web UI and `temporal --codec-endpoint` show them to
+    // operators who hold its token.
     const codec = new AesGcmPayloadCodec(loadCodecKeys(process.env, paths.codecKey));
     const dataConverter = { payloadCodecs: [codec] };
     const uiOrigin = `http://127.0.0.1:${cfg.temporalUiPort}`;
@@ -111,7 +116,14 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger, opts: 
       { port: cfg.pxeHttpPort, host: cfg.pxeHost, what: 'PXE HTTP service', flag: '--pxe-http-port' },
       { port: cfg.tftpPort, host: cfg.pxeHost, protocol: 'udp', what: 'TFTP', flag: '--tftp-port' },
     ]);
-    const codecServer = await startCodecServer({ codec, port: cfg.codecPort, allowOrigins: [uiOrigin, 'http://localhost:' + cfg.temporalUiPort] });
+    const codecToken = loadCodecToken(cfg.codecToken, paths.codecToken);
+    const codecServer = await startCodecServer({
+      codec: codec.showingPlaintext(),
+      token: codecToken.token,
+      tokenHint: codecToken.source === 'configured' ? 'IRONFLOW_CODEC_TOKEN' : paths.codecToken,
+      port: cfg.codecPort,
+      allowOrigins: [uiOrigin, 'http://localhost:' + cfg.temporalUiPort],
+    });
     undo.push(() => codecServer.stop());
 
     let temporal: TemporalDevServer | undefined;
@@ -158,11 +170,12 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger, opts: 
     const crds = await installCrds(kc, { overwriteForeign: cfg.overwriteForeignCrds, log: (m) => log.warn(m) });
     log.info({ crds }, 'CRDs installed');
 
-    const nativeConnection = await NativeConnection.connect({ address: temporalAddress });
+    // TLS/mTLS/API key apply to a remote Temporal only (config.ts refuses them without --temporal-address).
+    const edge: TemporalEdge = { address: temporalAddress, namespace: cfg.temporalNamespace, ...(cfg.temporalAddress ? cfg.temporalTls : {}) };
+    const nativeConnection = await connectTemporalWorker(edge);
     undo.push(() => nativeConnection.close());
-    const connection = await Connection.connect({ address: temporalAddress });
+    const { connection, client } = await connectTemporalClient(edge, { dataConverter });
     undo.push(() => connection.close());
-    const client = new Client({ connection, namespace: cfg.temporalNamespace, dataConverter });
 
     // Parts the plane does not run itself are watched, not restarted: it says when they are gone.
     if (!temporal) {
@@ -215,6 +228,7 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger, opts: 
 
     const summary: PlaneSummary = {
       temporalAddress,
+      temporalConnection: describeTemporalEdge(edge),
       temporalNamespace: cfg.temporalNamespace,
       temporalUi: temporal?.uiUrl,
       temporalEmbedded: !!temporal,
@@ -227,10 +241,12 @@ export async function startManagementPlane(cfg: PlaneConfig, log: Logger, opts: 
       dhcp: cfg.dhcp ? `dnsmasq on ${cfg.dhcp.interface}${cfg.dhcp.netns ? ` (netns ${cfg.dhcp.netns})` : ''}, ${cfg.dhcp.range.start}-${cfg.dhcp.range.end}, boot ${cfg.dhcp.bootUrl}` : undefined,
       bridge: `watching BareMetalHosts in ${cfg.watchNamespace ? `namespace ${cfg.watchNamespace}` : 'all namespaces'} (leader election: Lease ironflow-system/ironflow-k8s-bridge)`,
       logs: paths.logs,
-      codec: `AES-256-GCM payload encryption; codec server ${codecServer.url} (the Web UI uses it)`,
       pid: process.pid,
       runFile: runFile.path,
       health: health.line(),
+      codec:
+        `AES-256-GCM payload encryption, plaintext refused by the workers; codec server ${codecServer.url} ` +
+        `(temporal CLI: --codec-endpoint ${codecServer.url} --codec-auth "Bearer $(cat ${codecToken.source === 'configured' ? '<your IRONFLOW_CODEC_TOKEN>' : paths.codecToken})"; Web UI: sign in once at ${codecServer.url}/login)`,
     };
     return { summary, client, health, processes: [...(temporal ? [temporal.process] : []), ...(kube?.processes ?? [])], stop };
   } catch (err) {
