@@ -16,8 +16,9 @@ function requireTool(path: string | undefined, name: string): string {
 
 /**
  * Starts the real servers once per jest run: an in-memory Temporal dev server
- * and a kube-apiserver + etcd with Ironflow's CRDs, converted and admitted by
- * upstream's webhooks (a real process, as the plane runs it). No fallback: if a server
+ * and a kube-apiserver + etcd + kube-controller-manager with Ironflow's CRDs,
+ * converted and admitted by upstream's webhooks (a real process, as the plane
+ * runs it). No fallback: if a server
  * cannot start, the run fails here with the server's own log lines.
  */
 export default async function globalSetup(): Promise<void> {
@@ -31,6 +32,8 @@ export default async function globalSetup(): Promise<void> {
     startTemporalDevServer({ binary: tools.temporal, logDir }),
     startKubeApiserver({
       kubeApiserverBinary: tools.kubeApiserver,
+      // As on a real management cluster: namespace deletion finishes, owner references are collected.
+      kubeControllerManagerBinary: tools.kubeControllerManager,
       etcdBinary: tools.etcd,
       dataDir: join(stateDir, 'kube'),
       logDir,
@@ -50,5 +53,5 @@ export default async function globalSetup(): Promise<void> {
   const file = defaultTestEnvFile();
   writeFileSync(file, JSON.stringify(env));
   process.env[TEST_ENV_VAR] = file;
-  process.stdout.write(`\nironflow test env: Temporal ${temporal.address}, kube-apiserver ${kube.server} (started in ${Date.now() - t0} ms; logs in ${logDir})\n`);
+  process.stdout.write(`\nironflow test env: Temporal ${temporal.address}, kube-apiserver ${kube.server} + controller manager (started in ${Date.now() - t0} ms; logs in ${logDir})\n`);
 }
