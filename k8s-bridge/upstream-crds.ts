@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { CustomObjectsApi, type KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
@@ -31,7 +31,9 @@ export interface WebhookEndpoint {
   caPem: string;
 }
 
+/** The index of `dir` (api/crds/upstream); empty when the folder has none (a test's own CRD folder). */
 export function loadUpstreamIndex(dir: string): UpstreamIndex {
+  if (!existsSync(join(dir, 'index.json'))) return { crds: [], webhooks: [] };
   return JSON.parse(readFileSync(join(dir, 'index.json'), 'utf8')) as UpstreamIndex;
 }
 

@@ -57,7 +57,7 @@ describe('upstream manifests get the same verdict from Ironflow as from upstream
     const tools = loadToolPaths();
     const dir = join(sharedEnv().stateDir, `reference-${uniqueSuffix()}`);
     mkdirSync(dir, { recursive: true });
-    reference = await startKubeApiserver({ kubeApiserverBinary: tools.kubeApiserver, etcdBinary: tools.etcd, dataDir: join(dir, 'kube'), logDir: join(sharedEnv().stateDir, 'logs'), kubeconfigPath: join(dir, 'kubeconfig') });
+    reference = await startKubeApiserver({ kubeApiserverBinary: tools.kubeApiserver, kubeControllerManagerBinary: tools.kubeControllerManager, etcdBinary: tools.etcd, dataDir: join(dir, 'kube'), logDir: join(sharedEnv().stateDir, 'logs'), kubeconfigPath: join(dir, 'kubeconfig') });
     referenceWebhooks = await startUpstreamWebhooks({ binary: tools.upstreamWebhooks, kubeconfigPath: reference.kubeconfigPath, dataDir: join(dir, 'webhooks'), logDir: join(sharedEnv().stateDir, 'logs'), openssl: tools.openssl });
     const kc = new KubeConfig();
     kc.loadFromFile(reference.kubeconfigPath);

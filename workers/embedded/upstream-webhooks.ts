@@ -2,7 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
-import { startProcess, type ManagedProcess } from './process';
+import { startProcess, type ManagedProcess, type SuperviseOptions } from './process';
 import { freePort } from './ports';
 
 /**
@@ -23,6 +23,8 @@ export interface UpstreamWebhooksOptions {
   openssl: string;
   port?: number;
   featureGates?: string;
+  /** Restart it (same port, same certificate) when it exits or stops answering, as the plane does for kube-apiserver. */
+  supervise?: SuperviseOptions;
 }
 
 export interface UpstreamWebhooks {
@@ -85,6 +87,8 @@ export async function startUpstreamWebhooks(opts: UpstreamWebhooksOptions): Prom
     logFile: join(opts.logDir, `upstream-webhooks-${port}.log`),
     ready: () => healthy(url, caPem),
     readyTimeoutMs: 30_000,
+    ports: [{ port, what: 'upstream webhooks (CRD conversion, admission)' }],
+    supervise: opts.supervise,
   });
   return { url, caPem, process: proc, stop: () => proc.stop() };
 }
