@@ -19,6 +19,12 @@ export interface PinnedModule {
 export const UPSTREAM_MODULES = {
   /** Cluster API's e2e data; v1.13.7 is the test module's release nearest the pinned v1.13.6 the proxy serves. */
   clusterApiTest: { module: 'sigs.k8s.io/cluster-api/test', version: 'v1.13.7', sum: 'h1:mkuxirLoeyhDCznEhpNATpXCtbIFIyOq/EeFk8EBb84=' },
+  /**
+   * Cluster API v1.9.5's e2e data still wrote MachineHealthChecks in v1beta1
+   * (byte for byte the files v1.10.9 has). The proxy serves this version but
+   * the checksum database does not list it, so its sum is pinned here alone.
+   */
+  clusterApiTestV19: { module: 'sigs.k8s.io/cluster-api/test', version: 'v1.9.5', sum: 'h1:DtiiDWCIGaWhp4cA7xzGPWeM796XIRQwOptLATe0yFg=' },
   capm3: { module: 'github.com/metal3-io/cluster-api-provider-metal3', version: 'v1.13.2', sum: 'h1:qYIXaHZp3Tcn2Taf+LZZ7rjATyKLVjguMS39pC640pw=' },
   bmo: { module: 'github.com/metal3-io/baremetal-operator', version: 'v0.13.2', sum: 'h1:XSkyBv4l1OvCL66b7T0FEUaGeS0zOjQKhot9V8zeZQc=' },
 } as const satisfies Record<string, PinnedModule>;
@@ -29,8 +35,6 @@ export const UPSTREAM_SNAPSHOTS = {
   cacppt: { repo: 'siderolabs/cluster-api-control-plane-provider-talos', ref: '97b33e78ff1091bd143db6c428b8ed53ec3e0931' /* v0.5.12 */ },
   /** CAPM3's test module (e2e data) is not served by the proxy. */
   capm3: { repo: 'metal3-io/cluster-api-provider-metal3', ref: 'v1.13.2' },
-  /** Cluster API v1.10.9: its e2e data still wrote MachineHealthChecks in v1beta1. */
-  clusterApiV110: { repo: 'kubernetes-sigs/cluster-api', ref: 'v1.10.9' },
 } as const;
 
 const moduleDirs = new Map<string, string>();
@@ -42,7 +46,7 @@ export function moduleDir(m: PinnedModule): string {
     const out = execFileSync('go', ['mod', 'download', '-json', key], {
       encoding: 'utf8',
       cwd: join(__dirname, '..', '..', 'scripts', 'upstream-api'),
-      env: { ...process.env, GOFLAGS: '-mod=mod', GONOSUMDB: 'github.com/metal3-io,github.com/siderolabs' },
+      env: { ...process.env, GOFLAGS: '-mod=mod', GONOSUMDB: 'github.com/metal3-io,github.com/siderolabs,sigs.k8s.io/cluster-api/test' },
     });
     const info = JSON.parse(out) as { Dir?: string; Sum?: string; Error?: string };
     if (!info.Dir || info.Error) throw new Error(`go mod download ${key}: ${info.Error ?? out}`);
