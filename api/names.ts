@@ -21,8 +21,11 @@ export type TaskQueue = (typeof TASK_QUEUES)[keyof typeof TASK_QUEUES];
 export const WORKFLOW_ID_PREFIX = {
   BareMetalHost: 'host',
   Cluster: 'cluster',
-  Machine: 'machine',
+  KubeadmControlPlane: 'kubeadmcontrolplane',
+  TalosControlPlane: 'taloscontrolplane',
   MachineDeployment: 'machinedeployment',
+  MachineSet: 'machineset',
+  Machine: 'machine',
   MachineHealthCheck: 'mhc',
 } as const;
 export type EntityKind = keyof typeof WORKFLOW_ID_PREFIX;
