@@ -40,6 +40,12 @@ export const FAILURE = {
   AgentCommandFailed: 'AgentCommandFailed',
   /** No root device matches rootDeviceHints. */
   NoRootDevice: 'NoRootDevice',
+  /** rootDeviceHints (or another number or string that reaches the agent) out of bounds: refused before the agent sees it. */
+  AgentInputInvalid: 'AgentInputInvalid',
+  /** spec.userData names a Secret in another namespace: Secrets are never read across namespaces. */
+  UserDataRefused: 'UserDataRefused',
+  /** A boot MAC is claimed by another host (or a host in another namespace). */
+  BootMacConflict: 'BootMacConflict',
   /** A Kubernetes write lost a race (resourceVersion conflict); retried. */
   KubeConflict: 'KubeConflict',
 } as const;
@@ -54,4 +60,7 @@ export const NON_RETRYABLE_FAILURES: FailureType[] = [
   FAILURE.ImageInvalid,
   FAILURE.DiskFailed,
   FAILURE.NoRootDevice,
+  FAILURE.AgentInputInvalid,
+  FAILURE.UserDataRefused,
+  FAILURE.BootMacConflict,
 ];

@@ -6,7 +6,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
-import type { AgentCommand, AgentReport, InspectionData } from '../../api/agent';
+import type { AgentCommand, AgentReport, AgentSessionView, InspectionData } from '../../api/agent';
 import { FAILURE } from '../../api/errors';
 import type { HostActivities } from '../../api/host-activities';
 import { HOST_MESSAGES, type HostStatus } from '../../api/host';
@@ -44,6 +44,8 @@ export interface FakeWorld {
   bootModes: string[];
   /** Every activity call, by name, in order. */
   calls: string[];
+  /** The boot MAC this host claimed (claimBootMac), if any. */
+  claimedMac?: string;
   lastStatus(): HostStatus | undefined;
 }
 
@@ -51,6 +53,8 @@ interface HostHardware {
   world: FakeWorld;
   pending?: { host: { namespace: string; name: string }; bootId: string; command: AgentCommand };
   currentBoot?: string;
+  /** Agent sessions by command id (startAgentSession), as getAgentSession reports them. */
+  sessions: Map<string, AgentSessionView>;
 }
 
 export interface FakeFleet {
@@ -88,7 +92,7 @@ export function createFakeFleet(
         lastStatus: () => world.statuses[world.statuses.length - 1],
         activities: undefined as unknown as HostActivities,
       };
-      h = { world };
+      h = { world, sessions: new Map() };
       hosts.set(key, h);
     }
     return h;
@@ -130,6 +134,8 @@ export function createFakeFleet(
     h.pending = undefined;
     if (world.knobs.agentSilent) return;
     const report = answer(world, job.command);
+    const view = h.sessions.get(job.command.id);
+    if (view?.bootId === job.bootId) h.sessions.set(job.command.id, { ...view, state: 'finished', report });
     setTimeout(() => {
       client()
         .workflow.getHandle(workflowIdFor('BareMetalHost', job.host.namespace, job.host.name))
@@ -193,6 +199,39 @@ export function createFakeFleet(
       h.world.calls.push(`sendAgentCommand:${command.type}`);
       h.world.commands.push(command);
       h.pending = { host, bootId, command };
+    },
+    async startAgentSession({ host, command }) {
+      const h = hw(host);
+      h.world.calls.push(`startAgentSession:${command.type}`);
+      const known = h.sessions.get(command.id);
+      if (known) return { bootId: known.bootId };
+      h.currentBoot = `boot-${++bootSeq}`;
+      h.world.bootModes.push('agent');
+      h.world.commands.push(command);
+      h.pending = { host, bootId: h.currentBoot, command };
+      h.sessions.set(command.id, { bootId: h.currentBoot, commandId: command.id, type: command.type, state: 'prepared', preparedAt: new Date().toISOString() });
+      return { bootId: h.currentBoot };
+    },
+    async getAgentSession({ host, commandId }) {
+      return hw(host).sessions.get(commandId);
+    },
+    async claimBootMac({ host, mac }) {
+      const { world } = hw(host);
+      world.calls.push('claimBootMac');
+      for (const [key, other] of hosts) {
+        if (key !== `${host.namespace}/${host.name}` && other.world.claimedMac === mac) {
+          throw ApplicationFailure.create({ type: FAILURE.BootMacConflict, nonRetryable: true, message: `MAC ${mac} is held by another BareMetalHost` });
+        }
+      }
+      world.claimedMac = mac;
+    },
+    async forgetHostBoot({ host }) {
+      const h = hw(host);
+      h.world.calls.push('forgetHostBoot');
+      h.world.claimedMac = undefined;
+      h.pending = undefined;
+      h.currentBoot = undefined;
+      h.sessions.clear();
     },
     async writeHostStatus({ host, status }) {
       const { world } = hw(host);
