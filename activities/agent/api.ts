@@ -167,6 +167,7 @@ export const agentApiPlugin: FastifyPluginAsync<AgentApiOptions> = async (app, o
         const reason = `the plane ended boot ${session.bootId}: ${strikes} ${cmd.type} reports did not carry matching evidence (last: ${mismatch})`;
         await sessions.invalidate(host, session.bootId, reason);
         warn(host, 'AgentBootInvalidated', reason);
+        relay.ended(host, session.bootId);
         relay.kick();
       }
       return reply.code(422).send({ error: `evidence does not match: ${mismatch}` });
@@ -178,6 +179,7 @@ export const agentApiPlugin: FastifyPluginAsync<AgentApiOptions> = async (app, o
       return reply.code(503).send({ error: 'the plane could not store the report; retry' });
     }
     req.log.info({ host: hostKey(host), bootId: session.bootId, commandId: cmd.id, status: report.status }, 'final agent report accepted');
+    relay.ended(host, session.bootId);
     relay.kick();
     return reply.code(204).send();
   });

@@ -133,9 +133,6 @@ export function checkEraseEvidence(session: SessionRecord, data: EraseResult): s
   if (data.mode !== cmd.mode) return `the reported mode is not the command's (${cmd.mode})`;
   const disks = cmd.disks ?? [];
   const zeros = session.expected.zeroSampleSha256 ?? {};
-  for (const rec of data.disks) {
-    if (!findDisk(disks, rec.serialNumber, rec.disk)) return `the report has a record for a disk that was not to be erased (the inspected disks are ${disks.map((d) => d.name).join(', ')})`;
-  }
   for (const d of disks) {
     const who = `disk ${d.name} (serial ${d.serialNumber || '(none)'})`;
     const matching = data.disks.filter((r) => (d.serialNumber ? r.serialNumber === d.serialNumber : !r.serialNumber && r.disk === d.name));
@@ -145,6 +142,9 @@ export function checkEraseEvidence(session: SessionRecord, data: EraseResult): s
     if (rec.sizeBytes !== d.sizeBytes) return `${who}: the size is not the ${d.sizeBytes} bytes inspection recorded`;
     const want = zeros[d.name];
     if (want !== undefined && rec.sampleSha256 !== want) return `${who}: the verify regions read back are not all zeros`;
+  }
+  for (const rec of data.disks) {
+    if (!findDisk(disks, rec.serialNumber, rec.disk)) return `the report has a record for a disk that was not to be erased (the inspected disks are ${disks.map((d) => d.name).join(', ')})`;
   }
   return undefined;
 }

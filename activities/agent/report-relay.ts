@@ -43,6 +43,8 @@ export interface ReportRelay {
   kick(): void;
   /** A progress report of this session was recorded: schedule its coalesced signal. */
   progress(host: HostRef, bootId: string): void;
+  /** The session ended (its final report is in the outbox): a progress signal still scheduled is dropped. */
+  ended(host: HostRef, bootId: string): void;
   /** Resolves when nothing is being delivered and no progress signal is scheduled (tests). */
   idle(): Promise<void>;
   /** Stops timers; the outbox stays on disk for the next start. */
@@ -144,9 +146,18 @@ export function startReportRelay(o: ReportRelayOptions): ReportRelay {
     }, wait));
   }
 
+  function ended(host: HostRef, bootId: string): void {
+    const key = `${hostKey(host)}#${bootId}`;
+    const t = timers.get(key);
+    if (t) clearTimeout(t);
+    timers.delete(key);
+    dirty.delete(key);
+  }
+
   return {
     kick,
     progress,
+    ended,
     async idle() {
       while (draining || timers.size || inFlight.size) {
         await Promise.all([draining, ...inFlight.values()]);
