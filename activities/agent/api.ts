@@ -87,8 +87,11 @@ export const agentApiPlugin: FastifyPluginAsync<AgentApiOptions> = async (app, o
     const header = req.headers[AGENT_TOKEN_HEADER];
     const verdict = sessions.authenticate(Array.isArray(header) ? header[0] : header);
     if (!verdict.ok) {
-      if (verdict.owner && verdict.status === 403) {
-        // A known token where it no longer belongs: an old boot's agent still running, or a replay. The host should know.
+      // A known token where it no longer belongs: a replay, or the agent of a boot the plane gave up on still
+      // running. The host should know. (The agent of a boot that finished its command, polling until it is
+      // powered off, is told to stop without an Event: that is every normal boot's end.)
+      const idlePoll = verdict.finished && req.method === 'GET';
+      if (verdict.owner && verdict.status === 403 && !idlePoll) {
         warn(verdict.owner, 'AgentTokenRefused', `an agent call with the token of an ended boot was refused (${verdict.reason})`);
       }
       req.log.warn({ status: verdict.status }, `agent call refused: ${verdict.reason}`);

@@ -64,7 +64,8 @@ export type ScriptDecision =
 
 export type TokenVerdict =
   | { ok: true; host: HostRef; session: SessionRecord }
-  | { ok: false; status: 401 | 403; reason: string; owner?: HostRef };
+  /** `finished`: the token's session had done its command (its idle agent polling on is expected, not a forgery). */
+  | { ok: false; status: 401 | 403; reason: string; owner?: HostRef; finished?: boolean };
 
 export interface StartSessionSpec {
   command: AgentCommand;
@@ -335,7 +336,8 @@ export class SessionStore {
       if (s.state === 'invalidated') return { ok: false, status: 403, reason: `boot ${s.bootId} of ${ref.key} was ended by the plane`, owner: rec.host };
       return { ok: true, host: structuredClone(rec.host), session: structuredClone(s) };
     }
-    return { ok: false, status: 403, reason: `the token belongs to boot ${ref.bootId}, which is no longer the current boot of ${ref.key}`, owner: rec.host };
+    const ended = [...rec.past, s].find((x) => x?.bootId === ref.bootId);
+    return { ok: false, status: 403, reason: `the token belongs to boot ${ref.bootId}, which is no longer the current boot of ${ref.key}`, owner: rec.host, finished: ended?.state === 'finished' };
   }
 
   /** The agent called in with its token: booting -> running. */

@@ -6,8 +6,10 @@
  *
  * Writes are coalesced: persist() resolves once a write that started after
  * the call has reached the disk. While one write runs, any number of
- * persist() calls share the next one, so a burst of changes (a progress
- * flood, a discovery flood) costs at most two writes in flight, not one each.
+ * persist() calls share the next one. Changes that may be lost on a crash
+ * (progress, discovery sightings) use persistSoon(), which writes at most
+ * once per `lazyMs` (default 1 s), so a flood of them costs about one write
+ * a second, not one each.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -24,12 +26,14 @@ export class JsonStateFile {
   private requested = 0;
   private loop: Promise<void> | undefined;
   private waiters: Waiter[] = [];
+  private lazy: NodeJS.Timeout | undefined;
 
   /** `serialize` is called at the start of each write: the file gets the state as of that moment. */
   constructor(
     readonly file: string,
     private readonly serialize: () => string,
     private readonly onBackgroundError: (err: Error) => void = () => undefined,
+    private readonly lazyMs = 1000,
   ) {}
 
   /** The parsed file, or undefined when it does not exist. */
@@ -56,14 +60,22 @@ export class JsonStateFile {
     return done;
   }
 
-  /** persist() for changes that may be lost on a crash (progress, discovery counters): errors go to the log. */
+  /** persist() within `lazyMs`, for changes that may be lost on a crash (progress, discovery): errors go to the log. */
   persistSoon(): void {
-    this.persist().catch((err: Error) => this.onBackgroundError(err));
+    if (this.lazy) return;
+    this.lazy = setTimeout(() => {
+      this.lazy = undefined;
+      this.persist().catch((err: Error) => this.onBackgroundError(err));
+    }, this.lazyMs);
+    this.lazy.unref();
   }
 
   /** Resolves when every change so far is on disk (or its write failed). */
   async flush(): Promise<void> {
-    if (this.requested === 0 && !this.loop) return;
+    const pendingLazy = Boolean(this.lazy);
+    if (this.lazy) clearTimeout(this.lazy);
+    this.lazy = undefined;
+    if (this.requested === 0 && !this.loop && !pendingLazy) return;
     await this.persist().catch(() => undefined);
   }
 
