@@ -196,6 +196,8 @@ export interface AgentSessionView {
   commandId: string;
   type: AgentCommandType;
   state: AgentSessionState;
+  /** The command as issued (what a resuming run checks against its spec); no user data. */
+  command?: AgentCommand;
   preparedAt: string;
   /** The final report, once finished. */
   report?: AgentReport;

@@ -30,6 +30,13 @@ export interface BmcCredentials {
   password: string;
 }
 
+/** Who the server says it is: what registration records, read in one or two requests. */
+export interface BmcIdentity {
+  manufacturer?: string;
+  model?: string;
+  serialNumber?: string;
+}
+
 /** Out-of-band hardware inventory, as far as the BMC tells it. */
 export interface BmcInventory {
   manufacturer?: string;
@@ -46,6 +53,13 @@ export interface PowerControl {
   getPowerState(): Promise<PowerState>;
   /** Returns once the BMC accepted the request; callers verify with getPowerState. */
   setPowerState(state: PowerState): Promise<void>;
+  /**
+   * Asks the operating system to shut down (ACPI power button: Redfish
+   * GracefulShutdown, IPMI `chassis power soft`). Returns once the BMC
+   * accepted it; the OS may take its time or ignore it, so callers poll and
+   * fall back to a hard off. Throws BmcUnsupported where the BMC has no such action.
+   */
+  softPowerOff(): Promise<void>;
   /** Hard reset of a powered-on server. */
   reset(): Promise<void>;
 }
@@ -56,7 +70,13 @@ export interface BootDevice {
   getNextBoot(): Promise<{ target: BootTarget | 'none' | 'other'; persistent: boolean }>;
 }
 
+export interface Identity {
+  /** Make, model and serial only: no walk of NICs, disks or processors (registration must stay quick on big servers). */
+  getIdentity(): Promise<BmcIdentity>;
+}
+
 export interface Inventory {
+  /** The whole out-of-band inventory: many requests on a large Redfish server. */
   getInventory(): Promise<BmcInventory>;
 }
 
@@ -66,7 +86,7 @@ export interface VirtualMedia {
 }
 
 /** A connected driver for one BMC. close() ends any session it opened. */
-export interface BmcDriver extends PowerControl, BootDevice, Inventory {
+export interface BmcDriver extends PowerControl, BootDevice, Identity, Inventory {
   readonly endpoint: BmcEndpoint;
   readonly virtualMedia?: VirtualMedia;
   close(): Promise<void>;

@@ -40,14 +40,18 @@ export const FAILURE = {
   AgentCommandFailed: 'AgentCommandFailed',
   /** No root device matches rootDeviceHints. */
   NoRootDevice: 'NoRootDevice',
-  /** rootDeviceHints (or another number or string that reaches the agent) out of bounds: refused before the agent sees it. */
-  AgentInputInvalid: 'AgentInputInvalid',
-  /** spec.userData names a Secret in another namespace: Secrets are never read across namespaces. */
-  UserDataRefused: 'UserDataRefused',
-  /** A boot MAC is claimed by another host (or a host in another namespace). */
-  BootMacConflict: 'BootMacConflict',
   /** A Kubernetes write lost a race (resourceVersion conflict); retried. */
   KubeConflict: 'KubeConflict',
+  /** The spec (or recorded status) cannot be acted on as it is: a human must change it. */
+  SpecInvalid: 'SpecInvalid',
+  /** The BMC fronts a different machine than the one this host was inspected as. */
+  HostIdentityMismatch: 'HostIdentityMismatch',
+  /** The user data Secret is missing, malformed, or in another namespace. */
+  UserDataMissing: 'UserDataMissing',
+  /** The boot MAC is claimed by another host (or a host of another namespace). */
+  PxeMacConflict: 'PxeMacConflict',
+  /** The plane ended the agent's session (boot script fetched twice, evidence mismatch, ...). */
+  AgentSessionInvalidated: 'AgentSessionInvalidated',
 } as const;
 export type FailureType = (typeof FAILURE)[keyof typeof FAILURE];
 
@@ -60,7 +64,8 @@ export const NON_RETRYABLE_FAILURES: FailureType[] = [
   FAILURE.ImageInvalid,
   FAILURE.DiskFailed,
   FAILURE.NoRootDevice,
-  FAILURE.AgentInputInvalid,
-  FAILURE.UserDataRefused,
-  FAILURE.BootMacConflict,
+  FAILURE.SpecInvalid,
+  FAILURE.HostIdentityMismatch,
+  FAILURE.UserDataMissing,
+  FAILURE.PxeMacConflict,
 ];

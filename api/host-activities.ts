@@ -5,7 +5,7 @@
  * workflow tests stub exactly this.
  */
 import type { AgentCommand, AgentSessionView, ExpectedDisk } from './agent';
-import type { BootTarget, PowerState } from './bmc';
+import type { BmcIdentity, BootTarget, PowerState } from './bmc';
 import type { HostEvent, HostRef, HostSpec, HostStatus } from './host';
 import type { BootMode } from './pxe';
 
@@ -14,11 +14,39 @@ export interface BmcTarget {
   bmc: HostSpec['bmc'];
 }
 
+/** What bmcSetPower did. */
+export interface BmcPowerResult {
+  poweredOn: boolean;
+  /** False when the server was already in the requested state (nothing was sent). */
+  changed: boolean;
+  /** Which action took effect: none (already there), the soft off, or the hard power action. */
+  method: 'none' | 'soft' | 'hard';
+  /** Set when a soft off was asked for and the hard one did it: why (no such action, or the OS did not shut down in time). */
+  softOffFallback?: string;
+}
+
+export interface BmcSetPowerInput extends BmcTarget {
+  state: PowerState;
+  /**
+   * Off only: ask the OS to shut down first (Redfish GracefulShutdown, IPMI
+   * `chassis power soft`) and force it off only if it still reads on after
+   * `softTimeoutSeconds`, as Ironic does for a soft power off. Use it for
+   * `online: false` on a provisioned host.
+   */
+  soft?: boolean;
+  /**
+   * How long the soft off may take, 1..600 s (default 60). The activity's
+   * startToCloseTimeout must exceed this plus the hard off's verification
+   * (60 s) and a margin.
+   */
+  softTimeoutSeconds?: number;
+}
+
 export interface HostActivities extends HostAgentSessionActivities {
-  /** Registration: credentials resolve and the BMC answers. */
-  bmcCheckAccess(input: BmcTarget): Promise<{ poweredOn: boolean; manufacturer?: string; model?: string }>;
+  /** Registration: credentials resolve and the BMC answers; reads power state and identity only (no inventory walk). */
+  bmcCheckAccess(input: BmcTarget): Promise<{ poweredOn: boolean } & BmcIdentity>;
   /** Acts, then polls until the BMC shows `state` (heartbeats); no-op if already there. */
-  bmcSetPower(input: BmcTarget & { state: PowerState }): Promise<{ poweredOn: boolean; changed: boolean }>;
+  bmcSetPower(input: BmcSetPowerInput): Promise<BmcPowerResult>;
   /** Hard reset (used to reboot into a freshly prepared PXE boot). */
   bmcReboot(input: BmcTarget): Promise<void>;
   bmcSetNextBoot(input: BmcTarget & { target: BootTarget; persistent: boolean }): Promise<unknown>;
@@ -76,8 +104,12 @@ export interface HostAgentSessionActivities {
     /** Required for erase (the disks erased, by serial, and checked); optional for deploy (the root device is checked against it). */
     inspectedDisks?: ExpectedDisk[];
   }): Promise<{ bootId: string }>;
-  /** What the plane's durable session store knows of a command (undefined = no such session). */
-  getAgentSession(input: { host: HostRef; commandId: string }): Promise<AgentSessionView | undefined>;
+  /**
+   * What the plane's durable session store knows of a command, or without
+   * commandId of the host's latest session: its current one, else the last
+   * that ended (undefined = none).
+   */
+  getAgentSession(input: { host: HostRef; commandId?: string }): Promise<AgentSessionView | undefined>;
   /** Claims `mac` for this host for the object's lifetime (refused when another host, or another namespace, holds it). */
   claimBootMac(input: { host: HostRef; mac: string }): Promise<void>;
   /** Every exit path: drops the host's boot entries, sessions (tokens) and MAC claims. Idempotent. */

@@ -81,10 +81,44 @@ export interface HostWorkflowInput {
    * history is empty.
    */
   recorded?: HostStatus;
-  /** Carried across continue-as-new. */
-  carried?: HostStatus;
+  /** Carried across continue-as-new (everything a run holds that the object does not). */
+  carried?: HostCarried;
   /** Continue as new past this many history events while resting (default 2000; tests set it low). */
   historyLimit?: number;
+}
+
+/** The agent session a run is waiting on (ids only: the plane's session store holds the rest). */
+export interface HostSessionRef {
+  commandId: string;
+  type: 'inspect' | 'deploy' | 'erase';
+  bootId?: string;
+  /** Set once the machine was powered on / reset into this boot. */
+  booted: boolean;
+  /** Workflow time (ms) when the session was started; the agent deadline counts from here. */
+  startedAtMs: number;
+}
+
+/** A failed step, while the host is in an error state. */
+export interface HostFailure {
+  step: string;
+  /** The ApplicationFailure type, when the step raised one (api/errors.ts FAILURE). */
+  type?: string;
+  /** Workflow time (ms) of the next automatic retry. */
+  retryAtMs: number;
+}
+
+/** What a host workflow run carries into its continue-as-new successor. */
+export interface HostCarried {
+  status: HostStatus;
+  /** This host's recorded state was confirmed with its BMC (adopted or registered). */
+  adopted: boolean;
+  /** Registration succeeded at least once for this object (its hardware has been touched). */
+  everRegistered: boolean;
+  failure?: HostFailure;
+  approval?: { approver: string; at: string };
+  session?: HostSessionRef;
+  /** Agent reports received and not yet consumed. */
+  reports: AgentReportSignal[];
 }
 
 export interface EraseRecordEntry extends DiskEraseRecord {

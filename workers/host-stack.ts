@@ -1,8 +1,10 @@
 /**
  * Everything that makes BareMetalHosts move, given a Temporal server and a
- * management cluster: the provisioning services (PXE HTTP/TFTP + agent API),
- * the lifecycle worker with all activities, the k8s-bridge, and optionally
- * the virtual lab. `npm start` runs it; the end-to-end tests run it too.
+ * management cluster: the provisioning services (PXE HTTP/TFTP + agent API,
+ * optionally DHCP on a provisioning network), the lifecycle worker with all
+ * activities and the k8s-bridge. `npm start` runs it; the end-to-end tests
+ * run it too. The virtual lab is no part of it: it runs beside the plane as
+ * its own process (lab/main.ts), the way real servers sit beside a real one.
  */
 import { copyFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,11 +15,9 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { TASK_QUEUES } from '../api/names';
 import { AGENT_BOOT_FILES } from '../api/pxe';
-import type { LabInventory } from '../api/lab';
 import { startDhcp } from '../activities/pxe/dhcp';
 import { startBridge, type Bridge } from '../k8s-bridge/bridge';
-import { startLab, type Lab } from '../lab/lab';
-import type { BootEvent } from '../lab/sim/server';
+import type { DhcpConfig } from './config';
 import { startDiscoveryReporter } from './discovery';
 import { createLifecycleWorker } from './lifecycle-worker';
 import { startProvisioning, type ProvisioningServices } from './provisioning';
@@ -31,7 +31,7 @@ export interface HostStackOptions {
   workflowBundle?: WorkflowBundleWithSourceMap;
   /** Must match the client's (payload encryption). */
   dataConverter?: DataConverter;
-  /** Registry, boot files and lab state go under here. */
+  /** Registry, boot files and DHCP state go under here. */
   stateDir: string;
   /** Where the agent kernel + initramfs were built (scripts/setup.sh: .ironflow/boot). Copied into the served root. */
   agentBootDir?: string;
@@ -42,7 +42,8 @@ export interface HostStackOptions {
   leaseNamespace?: string;
   /** Refuse BMCs outside loopback (see activities/bmc/activities.ts). */
   bmcLoopbackOnly?: boolean;
-  lab?: { inventory: LabInventory; onEvent?: (server: string, e: BootEvent) => void; basePort?: number };
+  /** Serve DHCP (dnsmasq) on this provisioning network. */
+  dhcp?: DhcpConfig;
   log: Logger;
 }
 
@@ -50,7 +51,6 @@ export interface HostStack {
   provisioning: ProvisioningServices;
   worker: Worker;
   bridge: Bridge;
-  lab?: Lab;
   stop(): Promise<void>;
 }
 
@@ -108,30 +108,17 @@ export async function startHostStack(o: HostStackOptions): Promise<HostStack> {
       await running.catch(() => undefined);
     });
 
-    let lab: Lab | undefined;
-    if (o.lab) {
-      lab = await startLab({
-        inventory: o.lab.inventory,
-        workDir: join(o.stateDir, 'lab'),
-        pxe: { httpUrl: provisioning.httpUrl, tftp: provisioning.tftp },
-        basePort: o.lab.basePort,
-        onEvent: o.lab.onEvent ?? ((server, e) => o.log.info({ component: 'lab', server, ...e }, `lab ${server}: ${e.kind}`)),
-        log: (line) => o.log.debug({ component: 'lab' }, line),
+    if (o.dhcp) {
+      // Ironflow's DHCP on the provisioning network (in the lab: the QEMU machines' bridge).
+      const dhcp = await startDhcp({
+        interface: o.dhcp.interface,
+        netns: o.dhcp.netns,
+        range: { mode: 'serve', start: o.dhcp.range.start, end: o.dhcp.range.end, leaseTime: '1h' },
+        chainUrl: o.dhcp.bootUrl,
+        stateDir: join(o.stateDir, 'pxe', 'dhcp'),
+        log: o.log.child({ component: 'dhcp' }),
       });
-      undo.push(() => lab!.stop());
-      const net = lab.provisioningNetwork;
-      if (net) {
-        // Ironflow's DHCP on the lab's provisioning network (QEMU machines).
-        const dhcp = await startDhcp({
-          interface: net.interface,
-          netns: net.netns,
-          range: { mode: 'serve', start: '10.99.0.100', end: '10.99.0.199', leaseTime: '1h' },
-          chainUrl: net.bootUrl,
-          stateDir: join(o.stateDir, 'pxe', 'dhcp'),
-          log: o.log.child({ component: 'dhcp' }),
-        });
-        undo.push(() => dhcp.stop());
-      }
+      undo.push(() => dhcp.stop());
     }
 
     if (o.leaseNamespace) await ensureNamespace(o.kc, o.leaseNamespace);
@@ -147,7 +134,7 @@ export async function startHostStack(o: HostStackOptions): Promise<HostStack> {
     undo.push(() => bridge.stop());
     await bridge.ready;
 
-    return { provisioning, worker, bridge, lab, stop };
+    return { provisioning, worker, bridge, stop };
   } catch (err) {
     await stop();
     throw err;

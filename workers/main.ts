@@ -3,21 +3,29 @@ import { createLogger } from './log';
 import { installRuntimeLogger } from './lifecycle-worker';
 import { startManagementPlane, type PlaneSummary } from './management-plane';
 
+/** What the plane tells a parent that started it with an IPC channel (`npm start`'s launcher). */
+export interface PlaneReadyMessage {
+  kind: 'ironflow-plane-ready';
+  summary: PlaneSummary;
+}
+
 function banner(s: PlaneSummary): string {
   const lines = [
     '',
     'Ironflow management plane is ready.',
-    `  Temporal        ${s.temporalAddress} (namespace ${s.temporalNamespace})${s.temporalEmbedded ? ', embedded dev server' : ''}`,
+    `  Temporal        ${s.temporalConnection} (namespace ${s.temporalNamespace})${s.temporalEmbedded ? ', embedded dev server' : ''}`,
     ...(s.temporalUi ? [`  Temporal Web UI ${s.temporalUi}`] : []),
-    `  Kubernetes API  ${s.kubeServer}${s.kubeEmbedded ? ', embedded kube-apiserver + etcd' : ''}`,
+    `  Kubernetes API  ${s.kubeServer}${s.kubeEmbedded ? ', embedded kube-apiserver + etcd + kube-controller-manager' : ''}`,
     ...(s.kubeconfig ? [`  kubeconfig      export KUBECONFIG=${s.kubeconfig}`] : []),
     `  CRDs            ${s.crds.join(', ')}`,
     `  worker          task queue ${s.taskQueue}`,
     `  PXE             ${s.pxe}`,
+    ...(s.dhcp ? [`  DHCP            ${s.dhcp}`] : []),
     `  bridge          ${s.bridge}`,
-    `  lab             ${s.lab}`,
     `  payloads        ${s.codec}`,
+    `  health          ${s.health} (live: ${s.runFile.replace(/plane\.json$/, 'health.json')})`,
     `  logs            ${s.logs}`,
+    `  process         pid ${s.pid} (pid file ${s.runFile})`,
     'Press Ctrl-C to stop everything this started.',
     '',
   ];
@@ -25,12 +33,16 @@ function banner(s: PlaneSummary): string {
 }
 
 async function main(): Promise<void> {
+  // Everything the plane writes (Temporal database, etcd, logs, keys) is the operator's alone.
+  process.umask(0o077);
   const cfg = parsePlaneConfig(process.argv);
   const log = createLogger({ name: 'ironflow', level: cfg.logLevel });
   installRuntimeLogger(log);
   const plane = await startManagementPlane(cfg, log);
   log.info({ ...plane.summary }, 'ready');
   process.stdout.write(banner(plane.summary));
+  const ready: PlaneReadyMessage = { kind: 'ironflow-plane-ready', summary: plane.summary };
+  process.send?.(ready);
 
   let stopping = false;
   const onSignal = (sig: NodeJS.Signals) => {
@@ -50,6 +62,8 @@ async function main(): Promise<void> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The launcher went away (its IPC channel closed): stop as if told to.
+  process.on('disconnect', () => onSignal('SIGTERM'));
 }
 
 main().catch((err: unknown) => {

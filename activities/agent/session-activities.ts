@@ -53,11 +53,11 @@ function heartbeat(): void {
 
 function refusal(host: HostRef, err: unknown): never {
   if (err instanceof CommandRefused) {
-    throw ApplicationFailure.create({ type: FAILURE.AgentInputInvalid, nonRetryable: true, message: `BareMetalHost ${who(host)}: ${err.message}` });
+    throw ApplicationFailure.create({ type: FAILURE.SpecInvalid, nonRetryable: true, message: `BareMetalHost ${who(host)}: ${err.message}` });
   }
   if (err instanceof BootRefused) {
     throw ApplicationFailure.create({
-      type: err.code === 'mac-conflict' ? FAILURE.BootMacConflict : FAILURE.AgentTimeout,
+      type: err.code === 'mac-conflict' ? FAILURE.PxeMacConflict : FAILURE.AgentTimeout,
       nonRetryable: err.code === 'mac-conflict',
       message: err.message,
     });
@@ -70,7 +70,7 @@ function checkedMac(host: HostRef, mac: string): string {
   try {
     return normalizeMac(mac);
   } catch (err) {
-    throw ApplicationFailure.create({ type: FAILURE.AgentInputInvalid, nonRetryable: true, message: `BareMetalHost ${who(host)} spec.bootMACAddress: ${(err as Error).message}` });
+    throw ApplicationFailure.create({ type: FAILURE.SpecInvalid, nonRetryable: true, message: `BareMetalHost ${who(host)} spec.bootMACAddress: ${(err as Error).message}` });
   }
 }
 
@@ -81,11 +81,11 @@ export function createSessionActivities(deps: SessionActivityDeps) {
   async function userDataRef(host: HostRef, command: AgentCommand, ref: { name: string; namespace?: string } | undefined): Promise<{ namespace: string; name: string } | undefined> {
     if (command.type !== 'deploy' || !command.hasUserData) return undefined;
     if (!ref?.name) {
-      throw ApplicationFailure.create({ type: FAILURE.UserDataRefused, nonRetryable: true, message: `deploy command ${command.id} for ${who(host)} says hasUserData but names no user data Secret` });
+      throw ApplicationFailure.create({ type: FAILURE.UserDataMissing, nonRetryable: true, message: `deploy command ${command.id} for ${who(host)} says hasUserData but names no user data Secret` });
     }
     if (ref.namespace !== undefined && ref.namespace !== '' && ref.namespace !== host.namespace) {
       throw ApplicationFailure.create({
-        type: FAILURE.UserDataRefused, nonRetryable: true,
+        type: FAILURE.UserDataMissing, nonRetryable: true,
         message: `BareMetalHost ${who(host)}: spec.userData names a Secret in namespace "${ref.namespace}", but user data is read only from the host's own namespace "${host.namespace}": move Secret ${ref.name} to "${host.namespace}" (or drop spec.userData.namespace)`,
       });
     }
@@ -151,6 +151,7 @@ export function createSessionActivities(deps: SessionActivityDeps) {
       }
     },
 
+    /** The session of `commandId`; without one, the host's latest (current, else last ended): what a resuming run looks for. */
     async getAgentSession({ host, commandId }): Promise<AgentSessionView | undefined> {
       return sessions.view(host, commandId);
     },

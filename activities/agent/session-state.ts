@@ -141,6 +141,7 @@ export function sessionView(s: SessionRecord): AgentSessionView {
     commandId: s.command.id,
     type: s.command.type,
     state: s.state,
+    command: s.command,
     preparedAt: s.preparedAt,
     ...(s.report ? { report: s.report } : {}),
     ...(s.invalidatedReason ? { invalidatedReason: s.invalidatedReason } : {}),

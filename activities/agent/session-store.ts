@@ -226,9 +226,11 @@ export class SessionStore {
     return s && structuredClone(s);
   }
 
-  view(host: HostRef, commandId: string): AgentSessionView | undefined {
-    const s = this.findSession(host, commandId);
-    return s && sessionView(s);
+  /** The session of `commandId`; without one, the host's latest session (its current one, else the last that ended). */
+  view(host: HostRef, commandId?: string): AgentSessionView | undefined {
+    const rec = this.state.hosts[hostKey(host)];
+    const s = commandId !== undefined ? this.findSession(host, commandId) : rec && (rec.session ?? rec.past[rec.past.length - 1]);
+    return s && sessionView(structuredClone(s));
   }
 
   /** The disks of the last inspection this plane accepted for the host. */

@@ -1,5 +1,6 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { BmcEndpoint } from '../../api/bmc';
+import { bmcAddressHasCredentials, redactBmcAddress } from '../../api/bmc-address-redaction';
 import { FAILURE } from '../../api/errors';
 
 type SchemeInfo = Pick<BmcEndpoint, 'protocol' | 'vendor' | 'scheme'>;
@@ -28,12 +29,13 @@ export const IPMI_DEFAULT_PORT = 623;
 /** Accepted schemes, for error messages and docs. */
 export const ACCEPTED_BMC_SCHEMES = Object.keys(SCHEMES).map((s) => `${s}://`);
 
+/** The message quotes the address with any userinfo redacted: it lands in status, history and logs. */
 function invalid(address: string, why: string): ApplicationFailure {
   return ApplicationFailure.create({
     type: FAILURE.BmcAddressInvalid,
     nonRetryable: true,
     message:
-      `BMC address "${address}" ${why}; accepted: ${ACCEPTED_BMC_SCHEMES.join(', ')} ` +
+      `BMC address "${redactBmcAddress(address)}" ${why}; accepted: ${ACCEPTED_BMC_SCHEMES.join(', ')} ` +
       `(e.g. redfish://10.0.0.5/redfish/v1/Systems/1, ipmi://10.0.0.6:623) or a bare host for IPMI`,
   });
 }
@@ -49,6 +51,11 @@ function invalid(address: string, why: string): ApplicationFailure {
 export function parseBmcAddress(address: string): BmcEndpoint {
   const trimmed = address.trim();
   if (!trimmed) throw invalid(address, 'is empty');
+  // Checked before any URL parsing: a password holding '/', '?' or '#' would
+  // make a URL parser see a different host, and its error would quote it.
+  if (bmcAddressHasCredentials(trimmed)) {
+    throw invalid(address, 'contains "@" (user:password@ is not accepted: put the credentials in the Secret named by spec.bmc.credentialsName)');
+  }
   const m = /^([a-z0-9+.-]+):\/\/(.*)$/i.exec(trimmed);
   // No scheme: Metal3 treats a bare host[:port] as IPMI.
   const schemeName = m ? m[1]!.toLowerCase() : 'ipmi';
@@ -63,7 +70,6 @@ export function parseBmcAddress(address: string): BmcEndpoint {
     throw invalid(address, 'is not a valid URL');
   }
   if (!url.hostname) throw invalid(address, 'has no host');
-  if (url.username || url.password) throw invalid(address, 'must not contain credentials (put them in the Secret)');
   // URL drops the default port 80 of http:; recover an explicit ":80".
   const explicitPort = url.port ? Number(url.port) : /:80(\/|$)/.test(m ? m[2]! : trimmed) ? 80 : undefined;
   const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname;

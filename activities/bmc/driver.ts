@@ -4,6 +4,7 @@ import { endpointHostPort } from './address';
 import { BmcFailures, type SecretRef } from './errors';
 import { IpmiDriver } from './ipmi';
 import { RedfishDriver } from './redfish';
+import { credentialScrubber } from './scrub';
 import type { RequestLimiter } from './redfish-transport';
 import type { IronflowBmcDriver } from './types';
 
@@ -17,6 +18,8 @@ export interface ConnectBmcOptions {
   caBundle?: string;
   /** Limit for one request (HTTP exchange or ipmitool run). Default 15 s. */
   timeoutMs?: number;
+  /** The ipmitool binary (default: `ipmitool` from PATH). */
+  ipmitool?: string;
 }
 
 /**
@@ -51,13 +54,15 @@ export function bmcLimiter(endpoint: Pick<BmcEndpoint, 'host' | 'port'>): Reques
 /**
  * A driver for the protocol the address names. Connecting does no I/O: the
  * first call authenticates (Redfish session or Basic, IPMI RMCP+ per call).
- * Callers must `close()` it (a Redfish session is held until then).
+ * Callers must `close()` it (a Redfish session is held until then). Every
+ * failure it throws has had the credential values scrubbed from whatever
+ * the BMC or ipmitool said.
  */
 export function connectBmc(o: ConnectBmcOptions): IronflowBmcDriver {
-  const failures = new BmcFailures(o.endpoint, o.secretRef);
+  const failures = new BmcFailures(o.endpoint, o.secretRef, credentialScrubber(o.credentials));
   const timeoutMs = o.timeoutMs ?? 15_000;
   const limit = bmcLimiter(o.endpoint);
-  if (o.endpoint.protocol === 'ipmi') return new IpmiDriver(o.endpoint, failures, { credentials: o.credentials, timeoutMs, limit });
+  if (o.endpoint.protocol === 'ipmi') return new IpmiDriver(o.endpoint, failures, { credentials: o.credentials, timeoutMs, limit, ipmitool: o.ipmitool });
   return new RedfishDriver(o.endpoint, failures, {
     credentials: o.credentials,
     timeoutMs,

@@ -1,4 +1,4 @@
-import type { BmcEndpoint, BmcInventory, BootTarget, PowerState } from '../../api/bmc';
+import type { BmcEndpoint, BmcIdentity, BmcInventory, BootTarget, PowerState } from '../../api/bmc';
 import type { BmcFailures } from './errors';
 import type { IronflowBmcDriver } from './types';
 
@@ -20,6 +20,8 @@ export interface FixtureState {
   powerLagReads: number;
   /** Power actions are accepted and never applied (LabFault power-stuck). */
   powerStuck: boolean;
+  /** A soft power-off is accepted and ignored (an OS that does not react to ACPI), while hard actions work. */
+  ignoresSoftOff: boolean;
   /** Queued failures per method name ('*' = any method): each call takes the next one. */
   failures: Record<string, FixtureFailure[]>;
   calls: FixtureCall[];
@@ -32,6 +34,7 @@ export interface FixtureState {
  * failures are queued per method, and every call is recorded.
  */
 export class FixtureBmc implements IronflowBmcDriver {
+  readonly reportsBootPersistence = true;
   readonly state: FixtureState;
   private pending?: { power: PowerState; readsLeft: number };
 
@@ -46,6 +49,7 @@ export class FixtureBmc implements IronflowBmcDriver {
       inventory: { manufacturer: 'Fixture', model: 'F1', nics: [], disks: [] },
       powerLagReads: 0,
       powerStuck: false,
+      ignoresSoftOff: false,
       failures: {},
       calls: [],
       closed: 0,
@@ -77,7 +81,7 @@ export class FixtureBmc implements IronflowBmcDriver {
 
   async softPowerOff(): Promise<void> {
     this.enter('softPowerOff');
-    this.schedule('off');
+    if (!this.state.ignoresSoftOff) this.schedule('off');
   }
 
   async reset(): Promise<void> {
@@ -93,6 +97,12 @@ export class FixtureBmc implements IronflowBmcDriver {
   async getNextBoot(): Promise<{ target: BootTarget | 'none' | 'other'; persistent: boolean }> {
     this.enter('getNextBoot');
     return { ...this.state.nextBoot };
+  }
+
+  async getIdentity(): Promise<BmcIdentity> {
+    this.enter('getIdentity');
+    const { manufacturer, model, serialNumber } = this.state.inventory;
+    return { ...(manufacturer ? { manufacturer } : {}), ...(model ? { model } : {}), ...(serialNumber ? { serialNumber } : {}) };
   }
 
   async getInventory(): Promise<BmcInventory> {

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import type { BmcCredentials, BmcEndpoint, BmcInventory, BootTarget, PowerState } from '../../api/bmc';
+import type { BmcCredentials, BmcEndpoint, BmcIdentity, BmcInventory, BootTarget, PowerState } from '../../api/bmc';
 import type { BmcFailures } from './errors';
 import type { RequestLimiter } from './redfish-transport';
 import type { IronflowBmcDriver } from './types';
@@ -11,6 +11,25 @@ export interface IpmiDriverOptions {
   limit: RequestLimiter;
   /** The ipmitool binary (default: `ipmitool` from PATH). */
   ipmitool?: string;
+}
+
+/** IPMI 2.0 (RMCP+) limits: user names up to 16 bytes, passwords up to 20 (ipmitool refuses longer ones). */
+export const IPMI_MAX_USERNAME_BYTES = 16;
+export const IPMI_MAX_PASSWORD_BYTES = 20;
+
+/**
+ * Why these credentials cannot be used over IPMI, naming the key and the
+ * rule (never the value), or undefined when they can. A NUL byte cannot
+ * travel in the IPMI_PASSWORD environment variable (Node refuses it, with
+ * an error that would quote the value) nor in a C string.
+ */
+export function ipmiCredentialsProblem(c: BmcCredentials): string | undefined {
+  for (const [key, value, max] of [['username', c.username, IPMI_MAX_USERNAME_BYTES], ['password', c.password, IPMI_MAX_PASSWORD_BYTES]] as const) {
+    if (value.includes('\0')) return `"${key}" contains a NUL byte, which IPMI cannot carry`;
+    const bytes = Buffer.byteLength(value, 'utf8');
+    if (bytes > max) return `"${key}" is ${bytes} bytes long; IPMI 2.0 allows at most ${max}`;
+  }
+  return undefined;
 }
 
 /** What `ipmitool -v` prints when the BMC refuses the user or the password (RAKP 2 of RMCP+). */
@@ -70,29 +89,39 @@ export class IpmiDriver implements IronflowBmcDriver {
     return { target: 'other', persistent };
   }
 
-  async getInventory(): Promise<BmcInventory> {
-    const inv: BmcInventory = { nics: [], disks: [] };
+  /** `mc info` and `fru print 0`: two ipmitool runs. */
+  async getIdentity(): Promise<BmcIdentity> {
     const mc = await this.run(['mc', 'info']);
-    inv.manufacturer = field(mc, 'Manufacturer Name');
     // FRU 0 is optional (ipmi_sim has none unless given): a failure here is not a failure of the BMC.
     const fru = await this.run(['fru', 'print', '0']).catch(() => '');
-    inv.manufacturer = field(fru, 'Product Manufacturer') ?? field(fru, 'Board Mfg') ?? inv.manufacturer;
-    inv.model = field(fru, 'Product Name') ?? field(fru, 'Board Product');
-    inv.serialNumber = field(fru, 'Product Serial') ?? field(fru, 'Board Serial');
+    const manufacturer = field(fru, 'Product Manufacturer') ?? field(fru, 'Board Mfg') ?? field(mc, 'Manufacturer Name');
+    const model = field(fru, 'Product Name') ?? field(fru, 'Board Product');
+    const serialNumber = field(fru, 'Product Serial') ?? field(fru, 'Board Serial');
+    return { ...(manufacturer ? { manufacturer } : {}), ...(model ? { model } : {}), ...(serialNumber ? { serialNumber } : {}) };
+  }
+
+  async getInventory(): Promise<BmcInventory> {
     // IPMI has no standard NIC, disk, CPU or memory inventory: inspection by the agent fills those in.
-    return inv;
+    return { ...(await this.getIdentity()), nics: [], disks: [] };
   }
 
   async close(): Promise<void> {
     // lanplus sessions live for one ipmitool run; nothing to end.
   }
 
+  /**
+   * One ipmitool run. Credentials that IPMI cannot carry are refused before
+   * anything is spawned; everything ipmitool prints goes through the
+   * failures' scrubber before it can become part of a message.
+   */
   private run(args: string[]): Promise<string> {
+    const problem = ipmiCredentialsProblem(this.o.credentials);
+    if (problem) return Promise.reject(this.failures.credentialsUnusable(problem));
     const { host, port } = this.endpoint;
     const argv = [
       '-v', // prints the RAKP reason that tells a bad password from a dead BMC
       '-I', 'lanplus', '-C', '3',
-      '-N', '1', '-R', '2', // 1 s per try, 2 retries: ~3 s to call a silent BMC unreachable
+      '-N', '1', '-R', '2', // 2 retries: a silent BMC is unreachable after ~6 s (measured), a lost UDP packet costs ~2 s
       '-H', host, '-p', String(port),
       '-U', this.o.credentials.username,
       '-E',

@@ -43,6 +43,17 @@ interface Exchange {
 
 type Auth = { kind: 'unknown' } | { kind: 'basic' } | { kind: 'session'; token: string; location?: string };
 
+/**
+ * How long to wait for a TCP (and TLS) connection to a BMC. A BMC that is
+ * off the network answers nothing at all; 5 s tells that apart from a slow
+ * one (which connects at once and then takes its time to answer) and lets
+ * the host's status say "unreachable" while the outage lasts.
+ */
+export const CONNECT_TIMEOUT_MS = 5_000;
+
+/** Same-origin redirects followed per request (some BMCs redirect /redfish/v1 to /redfish/v1/). */
+const MAX_REDIRECTS = 3;
+
 /** Error codes Node/undici use for a certificate that does not verify. */
 const TLS_VERIFY_CODES = new Set([
   'DEPTH_ZERO_SELF_SIGNED_CERT',
@@ -64,17 +75,29 @@ const TLS_VERIFY_CODES = new Set([
  *   One session per transport, re-established once if the BMC drops it, and
  *   DELETEd in close() (BMCs such as iDRAC refuse new sessions past ~8).
  * - Every status and network error becomes a typed failure (errors.ts).
+ * - It stays on its origin: every URL it is asked to fetch (a path, an
+ *   `@odata.id` a BMC returned, an action target, the SessionService, the
+ *   session's Location, a redirect) must resolve to the scheme, host and port
+ *   of spec.bmc.address, or nothing is sent. Credentials (Basic, X-Auth-Token)
+ *   therefore never reach another host, whatever the BMC links to.
  */
 export class RedfishTransport {
+  /** `scheme://host:port` of the BMC, as requests are built from it. */
   readonly origin: string;
+  /** The same, as WHATWG URL spells an origin (default ports dropped), for comparisons. */
+  private readonly canonicalOrigin: string;
   private readonly agent: Agent;
   private auth: Auth = { kind: 'unknown' };
   private login?: Promise<void>;
 
   constructor(private readonly o: RedfishTransportOptions) {
     this.origin = `${o.endpoint.scheme}://${endpointHostPort(o.endpoint)}`;
+    this.canonicalOrigin = new URL(this.origin).origin;
     this.agent = new Agent({
       connect: {
+        // A BMC that is down or unroutable is reported unreachable after this,
+        // whatever the request timeout (which covers slow answers) says.
+        timeout: Math.min(CONNECT_TIMEOUT_MS, o.timeoutMs),
         rejectUnauthorized: !o.disableCertificateVerification,
         // `ca` replaces Node's default roots, so keep them beside the extra bundle.
         ...(o.caBundle ? { ca: [...rootCertificates, o.caBundle] } : {}),
@@ -94,7 +117,7 @@ export class RedfishTransport {
    * full URL on this BMC. `authenticate: false` is for the service root only.
    */
   async request<T>(target: string, init: RequestInitLite = {}, authenticate = true): Promise<RedfishResponse<T>> {
-    const url = target.startsWith('http') ? target : `${this.origin}${target}`;
+    const url = this.onOrigin(target, 'a resource').href;
     const method = init.method ?? 'GET';
     if (authenticate) await this.ensureAuth();
     let res = await this.send(url, method, init, authenticate);
@@ -115,16 +138,37 @@ export class RedfishTransport {
     await this.agent.close().catch(() => undefined);
   }
 
+  /**
+   * `target` (a path or a URL a BMC gave us) as a URL on this BMC, or a
+   * refusal. Refused: another scheme, host or port; userinfo; anything that
+   * does not parse (e.g. redfish-client gluing an absolute link to its base).
+   * Example: on http://127.0.0.1:8000, `/redfish/v1/Systems/1` and
+   * `http://127.0.0.1:8000/redfish/v1` pass; `//10.0.0.9/x`,
+   * `https://127.0.0.1:8000/x` and `http://127.0.0.1:9000/x` are refused.
+   */
+  private onOrigin(target: string, what: string): URL {
+    let url: URL;
+    try {
+      url = new URL(target, `${this.origin}/`);
+    } catch {
+      throw this.o.failures.offOrigin(what, target);
+    }
+    if (url.origin !== this.canonicalOrigin || url.username || url.password) throw this.o.failures.offOrigin(what, target);
+    return url;
+  }
+
   /** DELETEs the current session, if any; best effort (it may be gone already). */
   private async endSession(): Promise<void> {
     const auth = this.auth;
     this.auth = { kind: 'unknown' };
     if (auth.kind === 'session' && auth.location) {
+      // The location was checked to be on this BMC when the session was made.
       await this.o
-        .limit(() => fetch(new URL(auth.location!, this.origin), {
+        .limit(() => fetch(auth.location!, {
           method: 'DELETE',
           headers: { 'X-Auth-Token': auth.token },
           dispatcher: this.agent,
+          redirect: 'manual',
           signal: AbortSignal.timeout(this.o.timeoutMs),
         }))
         .then((r) => r.arrayBuffer())
@@ -149,12 +193,16 @@ export class RedfishTransport {
       this.auth = { kind: 'basic' };
       return;
     }
-    const res = await this.send(`${this.origin}${sessionsPath}`, 'POST', {
+    // Before the password is put in a body: the SessionService must be on this BMC.
+    const sessions = this.onOrigin(sessionsPath, 'its SessionService (Links.Sessions)');
+    const res = await this.send(sessions.href, 'POST', {
       body: { UserName: this.o.credentials.username, Password: this.o.credentials.password },
     }, false);
     const token = res.headers.get('x-auth-token');
     if (res.status === 401 || res.status === 403) throw this.o.failures.credentialsRejected(`HTTP ${res.status}`);
-    if (res.status < 200 || res.status >= 300 || !token) {
+    // A token that is not a plain header value would be refused by the HTTP
+    // stack with an error quoting it; treat it like no token.
+    if (res.status < 200 || res.status >= 300 || !token || !/^[\x21-\x7e]{1,4096}$/.test(token)) {
       // Some services list Sessions but hand out no token (DMTF mockups, old
       // firmware): Basic still works there, as sushy falls back too.
       this.auth = { kind: 'basic' };
@@ -166,10 +214,28 @@ export class RedfishTransport {
     } catch {
       // Location is what matters; the body is a fallback for it.
     }
-    this.auth = { kind: 'session', token, location: res.headers.get('location') ?? body['@odata.id'] };
+    const location = res.headers.get('location') ?? body['@odata.id'];
+    // The token goes back with the DELETE in close(): only ever to this BMC.
+    this.auth = { kind: 'session', token, location: location ? this.onOrigin(location, 'the session it created (Location)').href : undefined };
   }
 
+  /**
+   * One exchange. Redirects are followed by hand, at most {@link MAX_REDIRECTS}
+   * and only on this origin: fetch would follow them anywhere and keep the
+   * X-Auth-Token header on the way.
+   */
   private async send(url: string, method: string, init: RequestInitLite, authenticate: boolean): Promise<Exchange> {
+    let target = url;
+    for (let hop = 0; ; hop++) {
+      const res = await this.sendOnce(target, method, init, authenticate);
+      const location = res.headers.get('location');
+      if (res.status < 300 || res.status >= 400 || res.status === 304 || !location) return res;
+      if (hop >= MAX_REDIRECTS) throw this.o.failures.protocol(`more than ${MAX_REDIRECTS} redirects from ${method} ${new URL(url).pathname}`);
+      target = this.onOrigin(new URL(location, target).href, `${method} ${new URL(url).pathname} (HTTP ${res.status} redirect)`).href;
+    }
+  }
+
+  private async sendOnce(url: string, method: string, init: RequestInitLite, authenticate: boolean): Promise<Exchange> {
     const headers: Record<string, string> = { Accept: 'application/json', ...init.headers };
     if (init.body !== undefined) headers['Content-Type'] = 'application/json';
     if (authenticate && this.auth.kind === 'session') headers['X-Auth-Token'] = this.auth.token;
@@ -184,6 +250,7 @@ export class RedfishTransport {
           headers,
           body: init.body === undefined ? undefined : typeof init.body === 'string' ? init.body : JSON.stringify(init.body),
           dispatcher: this.agent,
+          redirect: 'manual',
           signal: AbortSignal.timeout(this.o.timeoutMs),
         });
         return { status: res.status, headers: res.headers as unknown as Headers, text: await res.text() };
@@ -219,6 +286,8 @@ export class RedfishTransport {
     if (e.name === 'TimeoutError' || e.name === 'AbortError') return this.o.failures.unreachable(`no answer within ${this.o.timeoutMs} ms`);
     const code = e.cause?.code ?? e.code;
     if (code && TLS_VERIFY_CODES.has(code)) return this.o.failures.untrustedCertificate(code);
+    if (code === 'UND_ERR_CONNECT_TIMEOUT') return this.o.failures.unreachable(`no TCP connection within ${Math.min(CONNECT_TIMEOUT_MS, this.o.timeoutMs)} ms`);
+    if (code === 'ECONNREFUSED') return this.o.failures.unreachable('connection refused: nothing listens on that port');
     return this.o.failures.unreachable(code ?? e.cause?.message ?? e.message ?? String(err));
   }
 }

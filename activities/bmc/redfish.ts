@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path';
 import pino from 'pino';
 import type * as RedfishClientModule from 'redfish-client';
-import type { BmcEndpoint, BmcInventory, BootTarget, PowerState } from '../../api/bmc';
+import type { BmcEndpoint, BmcIdentity, BmcInventory, BootTarget, PowerState } from '../../api/bmc';
 import { endpointHostPort } from './address';
 import type { BmcFailures } from './errors';
 import { RedfishTransport, type RedfishTransportOptions } from './redfish-transport';
@@ -100,6 +100,7 @@ const REDFISH_TARGET: Record<BootTarget, string> = { pxe: 'Pxe', disk: 'Hdd' };
  * (Ethernet interfaces, drives) the library does not read.
  */
 export class RedfishDriver implements IronflowBmcDriver {
+  readonly reportsBootPersistence = true;
   private readonly client: TransportedRedfishClient;
   private readonly transport: RedfishTransport;
   private systemId?: string;
@@ -171,6 +172,16 @@ export class RedfishDriver implements IronflowBmcDriver {
       default:
         return { target: 'other', persistent };
     }
+  }
+
+  /** One GET of the system resource (after discovery when the address names no system). */
+  async getIdentity(): Promise<BmcIdentity> {
+    const sys = await this.system();
+    return {
+      ...(sys.Manufacturer ? { manufacturer: sys.Manufacturer } : {}),
+      ...(sys.Model ? { model: sys.Model } : {}),
+      ...(sys.SerialNumber ? { serialNumber: sys.SerialNumber } : {}),
+    };
   }
 
   async getInventory(): Promise<BmcInventory> {

@@ -1,10 +1,10 @@
 import type { BmcDriver } from '../../api/bmc';
 
-/**
- * BmcDriver plus what Ironflow's own drivers add. Optional members are
- * capabilities a driver may lack; callers check before using them.
- */
+/** BmcDriver plus what Ironflow's own drivers declare about themselves. */
 export interface IronflowBmcDriver extends BmcDriver {
-  /** Ask the OS to shut down (Redfish GracefulShutdown, IPMI `power soft`); callers verify and fall back to a hard off. */
-  softPowerOff?(): Promise<void>;
+  /**
+   * False where the BMC drops the persistent bit of boot flags (ipmi_sim and
+   * many IPMI BMCs), so read-backs cannot confirm persistence.
+   */
+  readonly reportsBootPersistence: boolean;
 }

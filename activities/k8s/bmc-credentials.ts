@@ -16,14 +16,48 @@ function missing(namespace: string, secretName: string, why: string): Applicatio
   });
 }
 
-/** Checks a decoded Secret's data; the error says which key is wrong, never its value. */
+function malformed(namespace: string, secretName: string, key: string, problem: string): ApplicationFailure {
+  return ApplicationFailure.create({
+    type: FAILURE.BmcCredentialsMissing,
+    nonRetryable: true,
+    message: `BMC credentials Secret ${namespace}/${secretName} has a "${key}" that ${problem}: fix that key in the Secret`,
+  });
+}
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * What is wrong with one key's bytes, or undefined. Values must be UTF-8
+ * (a Redfish login is JSON, an IPMI password a C string) without control
+ * characters: a NUL cannot reach ipmitool, and a newline is almost always
+ * the one `echo` adds when a Secret is made with `echo pw | base64`.
+ */
+function keyProblem(bytes: Buffer): string | undefined {
+  let text: string;
+  try {
+    text = STRICT_UTF8.decode(bytes);
+  } catch {
+    return 'is not valid UTF-8';
+  }
+  if (/[\r\n]/.test(text)) return "contains a line break (a trailing newline from `echo`? use `echo -n`, or `kubectl create secret generic --from-literal`)";
+  if (/[\x00-\x1f\x7f]/.test(text)) return 'contains a control character (such as a NUL byte)';
+  return undefined;
+}
+
+/**
+ * Checks a Secret's data (base64, as the API returns it). The error says
+ * which key is wrong and why, never its value or any part of it.
+ */
 export function credentialsFromSecretData(namespace: string, secretName: string, data: Record<string, string> | undefined): BmcCredentials {
-  const decode = (k: string) => (data?.[k] ? Buffer.from(data[k], 'base64').toString('utf8') : '');
-  const username = decode('username');
-  const password = decode('password');
-  if (!username) throw missing(namespace, secretName, 'has an empty or missing "username"');
-  if (!password) throw missing(namespace, secretName, 'has an empty or missing "password"');
-  return { username, password };
+  const out: Record<'username' | 'password', string> = { username: '', password: '' };
+  for (const key of ['username', 'password'] as const) {
+    const bytes = Buffer.from(data?.[key] ?? '', 'base64');
+    if (bytes.length === 0) throw missing(namespace, secretName, `has an empty or missing "${key}"`);
+    const problem = keyProblem(bytes);
+    if (problem) throw malformed(namespace, secretName, key, problem);
+    out[key] = bytes.toString('utf8');
+  }
+  return out;
 }
 
 /** Reads credentials from Kubernetes Secrets. */
@@ -36,7 +70,10 @@ export function kubeBmcCredentialsReader(kc: KubeConfig): BmcCredentialsReader {
         return credentialsFromSecretData(namespace, secretName, secret.data);
       } catch (err) {
         if ((err as { code?: number }).code === 404) throw missing(namespace, secretName, 'does not exist');
-        throw err;
+        if ((err as { name?: string }).name === 'ApplicationFailure') throw err;
+        // The client's errors carry the response body; a Secret's must not travel on. Retryable: the API may be back soon.
+        const code = (err as { code?: number }).code;
+        throw new Error(`reading BMC credentials Secret ${namespace}/${secretName} failed (${code ? `HTTP ${code}` : ((err as Error).name ?? 'error')}); retrying`);
       }
     },
   };

@@ -3,9 +3,10 @@
  * transition, and the release of Ironflow's finalizer once the hardware is
  * safe. Both are idempotent, so an activity retry after a crash is harmless.
  */
+import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { HOST_FINALIZER, type HostRef, type HostStatus } from '../../api/host';
+import { CoreV1Api, CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { HOST_FINALIZER, type HostEvent, type HostRef, type HostStatus } from '../../api/host';
 
 const BMH = { group: 'metal3.io', version: 'v1alpha1', plural: 'baremetalhosts' } as const;
 const codeOf = (err: unknown): number | undefined => (err as { code?: number }).code;
@@ -37,19 +38,58 @@ export function statusMergePatch(status: HostStatus): Record<string, unknown> {
   };
 }
 
+/** Who emits Ironflow's events (kubectl describe shows it as "From"). */
+export const EVENT_SOURCE = 'ironflow-host-controller';
+/** Event messages are capped like the API server caps them (1 KiB is plenty to say what to fix). */
+const MAX_EVENT_MESSAGE = 1024;
+
+/**
+ * A core/v1 Event on the BareMetalHost, as BMO records them. The name is
+ * derived from the host, the status write it belongs to and the reason, so
+ * an activity retried after a crash creates it once (409 = already there).
+ */
+export function hostEventObject(host: HostRef, uid: string | undefined, at: string, e: HostEvent) {
+  const digest = createHash('sha256').update(`${host.namespace}/${host.name}/${at}/${e.reason}/${e.message}`).digest('hex').slice(0, 16);
+  return {
+    metadata: { name: `${host.name}.${digest}`, namespace: host.namespace },
+    involvedObject: { apiVersion: `${BMH.group}/${BMH.version}`, kind: 'BareMetalHost', name: host.name, namespace: host.namespace, ...(uid ? { uid } : {}) },
+    type: e.type,
+    reason: e.reason,
+    message: e.message.length > MAX_EVENT_MESSAGE ? `${e.message.slice(0, MAX_EVENT_MESSAGE - 3)}...` : e.message,
+    source: { component: EVENT_SOURCE },
+    reportingComponent: EVENT_SOURCE,
+    firstTimestamp: new Date(at),
+    lastTimestamp: new Date(at),
+    count: 1,
+  };
+}
+
 export function createHostObjectActivities(deps: { kc: KubeConfig }) {
   const api = deps.kc.makeApiClient(CustomObjectsApi);
+  const core = deps.kc.makeApiClient(CoreV1Api);
   return {
-    async writeHostStatus({ host, status }: { host: HostRef; status: HostStatus }): Promise<void> {
+    /** The status merge patch, then the events of this step (after it: an event never describes an unwritten state). */
+    async writeHostStatus({ host, status, events }: { host: HostRef; status: HostStatus; events?: HostEvent[] }): Promise<void> {
+      let uid: string | undefined;
       try {
-        await api.patchNamespacedCustomObjectStatus(
+        const res = (await api.patchNamespacedCustomObjectStatus(
           { ...BMH, namespace: host.namespace, name: host.name, body: { status: statusMergePatch(status) } },
           setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-        );
+        )) as { metadata?: { uid?: string } };
+        uid = res.metadata?.uid;
       } catch (err) {
         // The object is gone (deleted without our finalizer, e.g. forced): nothing to write to.
         if (codeOf(err) === 404) return;
         throw err;
+      }
+      for (const e of events ?? []) {
+        try {
+          await core.createNamespacedEvent({ namespace: host.namespace, body: hostEventObject(host, uid, status.lastUpdated, e) });
+        } catch (err) {
+          if (codeOf(err) === 409) continue; // this activity ran before and created it
+          if (codeOf(err) === 403 || codeOf(err) === 404) continue; // namespace terminating: the event has nowhere to go
+          throw err;
+        }
       }
     },
 

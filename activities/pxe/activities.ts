@@ -33,11 +33,11 @@ export interface PxeActivityDeps {
 }
 
 function invalid(host: HostRef, what: string, err: unknown): never {
-  throw ApplicationFailure.create({ type: FAILURE.AgentInputInvalid, nonRetryable: true, message: `BareMetalHost ${host.namespace}/${host.name} ${what}: ${(err as Error).message}` });
+  throw ApplicationFailure.create({ type: FAILURE.SpecInvalid, nonRetryable: true, message: `BareMetalHost ${host.namespace}/${host.name} ${what}: ${(err as Error).message}` });
 }
 
 function conflict(err: unknown): never {
-  if (err instanceof BootRefused) throw ApplicationFailure.create({ type: FAILURE.BootMacConflict, nonRetryable: true, message: err.message });
+  if (err instanceof BootRefused) throw ApplicationFailure.create({ type: FAILURE.PxeMacConflict, nonRetryable: true, message: err.message });
   throw err;
 }
 

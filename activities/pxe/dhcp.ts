@@ -144,7 +144,8 @@ export async function startDhcp(opts: DhcpServerOptions): Promise<DhcpServer> {
   // --user=root: dnsmasq otherwise drops to "nobody", which cannot rewrite the leases file in Ironflow's state dir.
   const args = ['--keep-in-foreground', `--conf-file=${paths.config}`, '--log-facility=-', '--user=root', '--pid-file'];
   const [cmd, argv] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, bin, ...args]] : [bin, args];
-  const child: ChildProcess = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // setpriv --pdeathsig: dnsmasq dies with the process that started it, even on kill -9 of it.
+  const child: ChildProcess = spawn('setpriv', ['--pdeathsig', 'KILL', '--', cmd, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logFile = createWriteStream(paths.log, { flags: 'a' });
   let ready = false;
   const recent: string[] = [];

@@ -16,6 +16,7 @@ import { projectRoot } from '../../api/project-root';
 import { loadToolPaths } from '../../workers/embedded/tools';
 import { registerTestSecret } from '../helpers/secrets';
 import { startHostStack, type HostStack } from '../../workers/host-stack';
+import { startLabBeside, type LabBeside } from '../helpers/lab-beside';
 import pino from 'pino';
 import { kubeTestContext, sharedEnv, temporalTestContext, type KubeTestContext, type TemporalTestContext } from '../helpers/env';
 
@@ -38,6 +39,7 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
   let kube: KubeTestContext;
   let temporal: TemporalTestContext;
   let stack: HostStack;
+  let beside: LabBeside;
   let custom: CustomObjectsApi;
   const kubectl = (...args: string[]) => execFileSync(loadToolPaths().kubectl, ['--kubeconfig', sharedEnv().kubeconfig, ...args], { encoding: 'utf8' });
 
@@ -63,24 +65,28 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
       ],
     };
     registerTestSecret(...inventory.servers.map((s) => s.bmc.password), USER_DATA);
+    const stateDir = join(sharedEnv().stateDir, `e2e-${kube.namespace}`);
+    // Kept with the other server logs (IRONFLOW_KEEP_TEST_STATE=1) for post-mortems.
+    const log = pino({ level: 'debug' }, pino.destination({ dest: join(sharedEnv().stateDir, 'logs', `e2e-${kube.namespace}.log`), sync: true, mkdir: true }));
     stack = await startHostStack({
       kc: kube.kc,
       client: temporal.client,
       connection: temporal.nativeConnection,
       namespace: temporal.namespace,
       taskQueue: temporal.taskQueue,
-      stateDir: join(sharedEnv().stateDir, `e2e-${kube.namespace}`),
+      stateDir,
       agentBootDir: join(projectRoot(__dirname), '.ironflow', 'boot'),
       provisioning: { bindHost: '127.0.0.1', httpPort: 0, tftpPort: 0 },
       watchNamespace: kube.namespace,
       // Metal3's examples name BMCs on 192.168.122.1: never reached from a test.
       bmcLoopbackOnly: true,
-      lab: { inventory },
-      // Kept with the other server logs (IRONFLOW_KEEP_TEST_STATE=1) for post-mortems.
-      log: pino({ level: 'debug' }, pino.destination({ dest: join(sharedEnv().stateDir, 'logs', `e2e-${kube.namespace}.log`), sync: true, mkdir: true })),
+      log,
     });
+    // The lab beside the stack, as npm start runs it beside the plane.
+    beside = await startLabBeside(stack, { inventory, stateDir, log });
   });
   afterAll(async () => {
+    await beside?.stop();
     await stack?.stop();
     await temporal?.close();
     await kube?.cleanup();
@@ -110,7 +116,7 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
 
   it('registers, inspects over PXE and reports real hardware details for a Redfish and an IPMI server', async () => {
     const t0 = Date.now();
-    expect(kubectl('apply', '-f', stack.lab!.manifestsFile)).toContain('baremetalhost.metal3.io/rf-1 created');
+    expect(kubectl('apply', '-f', beside.lab.manifestsFile)).toContain('baremetalhost.metal3.io/rf-1 created');
     const [rf, ipmi] = await Promise.all([waitForState('rf-1', 'available', 120_000), waitForState('ipmi-1', 'available', 120_000)]);
     process.stdout.write(`e2e: both hosts available ${((Date.now() - t0) / 1000).toFixed(1)} s after kubectl apply\n`);
     expect(rf.status?.hardware?.cpu.count).toBe(6);
@@ -138,7 +144,7 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
     });
     const provisioned = await waitForState('rf-1', 'provisioned', 150_000);
     expect(provisioned.status?.provisioning?.image?.url).toContain('e2e.img');
-    const disk = stack.lab!.member('rf-1').sim!.disks.sdb!;
+    const disk = beside.lab.member('rf-1').sim!.disks.sdb!;
     expect(readHead(disk, image.length).equals(image)).toBe(true);
     // The agent put the user data in the root device's last MiB (agent/README.md).
     expect(readFileSync(disk).subarray(-(2 ** 20)).toString('latin1')).toContain(USER_DATA);
@@ -168,7 +174,7 @@ describe('a BareMetalHost from kubectl apply through the lab (real Temporal, kub
 
   it('holds a deleted host until it is powered off, then releases it', async () => {
     await patchSpec('ipmi-1', { online: true });
-    const sim = stack.lab!.member('ipmi-1').sim!;
+    const sim = beside.lab.member('ipmi-1').sim!;
     for (let i = 0; i < 100 && !sim.poweredOn; i++) await sleep(200);
     expect(sim.poweredOn).toBe(true);
     kubectl('delete', 'bmh', 'ipmi-1', '-n', kube.namespace, '--wait=false');

@@ -17,6 +17,7 @@ import { freePort } from '../../workers/embedded/ports';
 import { startHostStack, type HostStack } from '../../workers/host-stack';
 import { kubeTestContext, sharedEnv, temporalTestContext, type KubeTestContext, type TemporalTestContext } from '../helpers/env';
 import { registerTestSecret } from '../helpers/secrets';
+import { startLabBeside, type LabBeside } from '../helpers/lab-beside';
 
 const MAC = '52:54:00:1f:e2:01';
 const DISK_MIB = 96;
@@ -26,35 +27,41 @@ describe('a BareMetalHost backed by a QEMU machine', () => {
   let kube: KubeTestContext;
   let temporal: TemporalTestContext;
   let stack: HostStack;
+  let beside: LabBeside;
   const password = `qemu-${randomBytes(5).toString('hex')}`;
 
   beforeAll(async () => {
     registerTestSecret(password);
     kube = await kubeTestContext('qemu');
     temporal = await temporalTestContext('qemu');
-    // The stack's own lab, with one kind: qemu server: the lab makes the
-    // namespace, the VM and its BMC; the stack serves DHCP there; iPXE
+    // A lab beside the stack, with one kind: qemu server: the lab makes the
+    // namespace, the VM and its BMC; Ironflow's DHCP serves there; iPXE
     // scripts point at whatever address the machine reached (the relayed gateway).
+    const log = pino({ level: 'debug' }, pino.destination({ dest: join(sharedEnv().stateDir, 'logs', `qemu-host-${kube.namespace}.log`), sync: true, mkdir: true }));
+    const stateDir = join(sharedEnv().stateDir, `qemu-${kube.namespace}`);
     stack = await startHostStack({
       kc: kube.kc,
       client: temporal.client,
       connection: temporal.nativeConnection,
       namespace: temporal.namespace,
       taskQueue: temporal.taskQueue,
-      stateDir: join(sharedEnv().stateDir, `qemu-${kube.namespace}`),
+      stateDir,
       agentBootDir: join(projectRoot(__dirname), '.ironflow', 'boot'),
       provisioning: { bindHost: '127.0.0.1', httpPort: await freePort(), tftpPort: 0 },
       watchNamespace: kube.namespace,
       bmcLoopbackOnly: true,
-      lab: {
-        inventory: {
-          namespace: kube.namespace,
-          servers: [{ name: 'vm-1', kind: 'qemu', vendor: 'QEMU', model: 'pc', cpus: 1, memoryMiB: 512, disks: [{ name: 'vda', sizeGiB: DISK_MIB / 1024, serialNumber: 'QEMU-E2E-1' }], nics: [{ name: 'eth0', mac: MAC }], bmc: { protocol: 'ipmi', username: 'admin', password } }],
-        },
-      },
-      log: pino({ level: 'debug' }, pino.destination({ dest: join(sharedEnv().stateDir, 'logs', `qemu-host-${kube.namespace}.log`), sync: true, mkdir: true })),
+      log,
     });
     cleanups.push(() => stack.stop());
+    beside = await startLabBeside(stack, {
+      inventory: {
+        namespace: kube.namespace,
+        servers: [{ name: 'vm-1', kind: 'qemu', vendor: 'QEMU', model: 'pc', cpus: 1, memoryMiB: 512, disks: [{ name: 'vda', sizeGiB: DISK_MIB / 1024, serialNumber: 'QEMU-E2E-1' }], nics: [{ name: 'eth0', mac: MAC }], bmc: { protocol: 'ipmi', username: 'admin', password } }],
+      },
+      stateDir,
+      log,
+    });
+    cleanups.push(() => beside.stop());
   }, 90_000);
 
   afterAll(async () => {
@@ -67,7 +74,7 @@ describe('a BareMetalHost backed by a QEMU machine', () => {
     const custom = kube.kc.makeApiClient(CustomObjectsApi);
     const t0 = Date.now();
     // The lab's own manifests (Secret + BareMetalHost), as an operator applies them.
-    execFileSync(loadToolPaths().kubectl, ['--kubeconfig', sharedEnv().kubeconfig, 'apply', '-f', stack.lab!.manifestsFile]);
+    execFileSync(loadToolPaths().kubectl, ['--kubeconfig', sharedEnv().kubeconfig, 'apply', '-f', beside.lab.manifestsFile]);
     type Host = { status?: { provisioning?: { state?: string }; errorMessage?: string; hardware?: { nics: Array<{ mac: string }>; disks: Array<{ sizeBytes: number }>; memoryMiB: number } } };
     let host: Host = {};
     while (Date.now() - t0 < 150_000) {

@@ -1,7 +1,8 @@
 /**
- * Kill -9 the whole plane process (worker, PXE services, bridge and the lab's
- * emulators with it) in the middle of provisioning, start it again, and the
- * host still reaches provisioned: the workflow resumes where it was, the
+ * Kill -9 everything `npm start` runs (its process group: launcher, plane
+ * with worker, PXE services and bridge, the lab and its emulators) in the
+ * middle of provisioning, start it again, and the host still reaches
+ * provisioned: the workflow resumes where it was, the
  * interrupted activity is retried (attempt 2 in the history), and the image
  * was written once.
  */
@@ -36,7 +37,8 @@ describe('killing the plane mid-provisioning', () => {
 
   const startPlane = async (): Promise<ChildProcess> => {
     const log = createWriteStream(join(env.stateDir, 'logs', `kill-plane-${++starts}.log`));
-    const p = spawn(process.execPath, [join(root, 'dist', 'workers', 'main.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, IRONFLOW_LOG_LEVEL: 'debug' } });
+    // npm start's launcher (plane + lab side by side), leading its own process group like a terminal job.
+    const p = spawn(process.execPath, [join(root, 'dist', 'scripts', 'start.js'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, IRONFLOW_LOG_LEVEL: 'debug' }, detached: true });
     p.stdout!.pipe(log);
     p.stderr!.pipe(log);
     await new Promise<void>((resolve, reject) => {
@@ -86,7 +88,7 @@ describe('killing the plane mid-provisioning', () => {
     ];
   });
   afterAll(async () => {
-    child?.kill('SIGKILL');
+    if (child?.pid && child.exitCode === null) process.kill(-child.pid, 'SIGKILL');
     await connection?.close();
     await kube?.cleanup();
   });
@@ -117,7 +119,7 @@ describe('killing the plane mid-provisioning', () => {
       // Started events are only written when an activity ends: ask for the pending ones instead.
       const pending = (await handle.describe()).raw.pendingActivities ?? [];
       if (pending.some((a) => a.activityType?.name === 'bmcReboot')) {
-        child.kill('SIGKILL');
+        process.kill(-child.pid!, 'SIGKILL');
         killedDuring = 'bmcReboot';
       } else await sleep(50);
     }

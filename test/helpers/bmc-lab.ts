@@ -1,10 +1,23 @@
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import pino from 'pino';
 import type { LabFaultSpec } from '../../api/lab';
 import { startFaultProxy, type FaultProxy } from '../../lab/bmc/fault-proxy';
 import { startSushy, type SushyEmulator, type SushySystem } from '../../lab/bmc/sushy';
+
+/**
+ * DMTF's public-rackmount1 Redfish mockup from the shared test data beside
+ * the checkout, found by walking up from here (so a git worktree finds it
+ * as well as the main checkout).
+ */
+export function redfishMockupDir(name = 'dmtf-public-rackmount1'): string {
+  for (let dir = __dirname; dir !== dirname(dir); dir = dirname(dir)) {
+    const candidate = join(dir, 'shared', 'testdata', 'redfish-mockups', name);
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(`Redfish mockup ${name} not found in a shared/testdata/redfish-mockups directory above ${__dirname}`);
+}
 
 /** A logger that writes nothing (activities need one; tests assert on results, not logs). */
 export const silentLog = pino({ level: 'silent' });

@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import type { AgentCommand, AgentReport, AgentSessionView, InspectionData } from '../../api/agent';
 import { FAILURE } from '../../api/errors';
-import type { HostActivities } from '../../api/host-activities';
+import type { HostActivities, HostAgentSessionActivities } from '../../api/host-activities';
 import { HOST_MESSAGES, type HostStatus } from '../../api/host';
 import { workflowIdFor } from '../../api/names';
 
@@ -26,15 +26,22 @@ export interface FakeKnobs {
   /** Power actions throw BmcActionNotApplied this many more times. */
   powerFailures: number;
   /** The agent answers a command of this type with status failed (once each, then clears). */
-  agentFails: Partial<Record<'inspect' | 'deploy' | 'erase', { message: string; failedDisk?: string }>>;
+  agentFails: Partial<Record<'inspect' | 'deploy' | 'erase', { message: string; failedDisk?: string; /** Fail every time, not once. */ keep?: boolean }>>;
   /** The agent never answers. */
   agentSilent: boolean;
   /** Checksum the agent reports for deploys (default: the requested one). */
   deployedChecksum?: string;
+  /** bmcCheckAccess fails as an unreachable BMC while true. */
+  bmcDown?: boolean;
+  /** writeHostStatus fails (retryably, as with the Kubernetes API down) this many more times. */
+  statusWriteFailures: number;
 }
 
+/** Everything the host workflow calls. */
+export type AllHostActivities = HostActivities & HostAgentSessionActivities;
+
 export interface FakeWorld {
-  activities: HostActivities;
+  activities: AllHostActivities;
   knobs: FakeKnobs;
   poweredOn: boolean;
   nextBoot: { target: string; persistent: boolean };
@@ -44,8 +51,14 @@ export interface FakeWorld {
   bootModes: string[];
   /** Every activity call, by name, in order. */
   calls: string[];
-  /** The boot MAC this host claimed (claimBootMac), if any. */
+  /** The plane's session store for this host (the durable one survives workflow runs). */
+  sessions: AgentSessionView[];
+  /** MAC claimed by this host, if any. */
   claimedMac?: string;
+  /** Serial number the BMC reports (identity check on adoption). */
+  bmcSerial?: string;
+  /** Events written with status, in order. */
+  events: Array<{ type: string; reason: string; message: string }>;
   lastStatus(): HostStatus | undefined;
 }
 
@@ -53,12 +66,10 @@ interface HostHardware {
   world: FakeWorld;
   pending?: { host: { namespace: string; name: string }; bootId: string; command: AgentCommand };
   currentBoot?: string;
-  /** Agent sessions by command id (startAgentSession), as getAgentSession reports them. */
-  sessions: Map<string, AgentSessionView>;
 }
 
 export interface FakeFleet {
-  activities: HostActivities;
+  activities: AllHostActivities;
   /** The hardware of one host, created on first use. */
   host(namespace: string, name: string): FakeWorld;
 }
@@ -81,7 +92,7 @@ export function createFakeFleet(
     let h = hosts.get(key);
     if (!h) {
       const world: FakeWorld = {
-        knobs: { credentialsMissing: false, powerFailures: 0, agentFails: {}, agentSilent: false },
+        knobs: { credentialsMissing: false, powerFailures: 0, agentFails: {}, agentSilent: false, statusWriteFailures: 0 },
         poweredOn: false,
         nextBoot: { target: 'none', persistent: false },
         statuses: [],
@@ -89,10 +100,12 @@ export function createFakeFleet(
         commands: [],
         bootModes: [],
         calls: [],
+        sessions: [],
+        events: [],
         lastStatus: () => world.statuses[world.statuses.length - 1],
-        activities: undefined as unknown as HostActivities,
+        activities: undefined as unknown as AllHostActivities,
       };
-      h = { world, sessions: new Map() };
+      h = { world };
       hosts.set(key, h);
     }
     return h;
@@ -101,7 +114,7 @@ export function createFakeFleet(
   const answer = (world: FakeWorld, data: AgentCommand): AgentReport => {
     const fail = data.type !== 'none' && data.type !== 'poweroff' ? world.knobs.agentFails[data.type] : undefined;
     if (fail && (data.type === 'inspect' || data.type === 'deploy' || data.type === 'erase')) {
-      delete world.knobs.agentFails[data.type];
+      if (!fail.keep) delete world.knobs.agentFails[data.type];
       return { commandId: data.id, type: data.type, status: 'failed', message: fail.message, failedDisk: fail.failedDisk };
     }
     switch (data.type) {
@@ -132,11 +145,15 @@ export function createFakeFleet(
     if (!world.poweredOn || world.nextBoot.target !== 'pxe' || !h.pending || h.pending.bootId !== h.currentBoot) return;
     const job = h.pending;
     h.pending = undefined;
+    const session = world.sessions.find((x) => x.commandId === job.command.id);
+    if (session) session.state = 'running';
     if (world.knobs.agentSilent) return;
     const report = answer(world, job.command);
-    const view = h.sessions.get(job.command.id);
-    if (view?.bootId === job.bootId) h.sessions.set(job.command.id, { ...view, state: 'finished', report });
     setTimeout(() => {
+      if (session) {
+        session.state = 'finished';
+        session.report = report;
+      }
       client()
         .workflow.getHandle(workflowIdFor('BareMetalHost', job.host.namespace, job.host.name))
         .signal(HOST_MESSAGES.agentReport, { bootId: job.bootId, report, receivedAt: new Date().toISOString() })
@@ -146,6 +163,9 @@ export function createFakeFleet(
 
   const powerAction = (world: FakeWorld, what: string) => {
     world.calls.push(what);
+    if (world.knobs.credentialsMissing) {
+      throw ApplicationFailure.create({ type: FAILURE.BmcCredentialsMissing, nonRetryable: true, message: 'BMC credentials Secret t/bmc-secret does not exist: create it with non-empty keys "username" and "password"' });
+    }
     if (world.knobs.powerFailures > 0) {
       world.knobs.powerFailures--;
       // Non-retryable here to model the activity having exhausted its retries
@@ -154,14 +174,17 @@ export function createFakeFleet(
     }
   };
 
-  const activities: HostActivities = {
+  const activities: AllHostActivities = {
     async bmcCheckAccess({ host }) {
       const { world } = hw(host);
       world.calls.push('bmcCheckAccess');
       if (world.knobs.credentialsMissing) {
         throw ApplicationFailure.create({ type: FAILURE.BmcCredentialsMissing, nonRetryable: true, message: 'BMC credentials Secret t/bmc-secret does not exist: create it with non-empty keys "username" and "password"' });
       }
-      return { poweredOn: world.poweredOn };
+      if (world.knobs.bmcDown) {
+        throw ApplicationFailure.create({ type: FAILURE.BmcUnreachable, nonRetryable: true, message: 'BMC 127.0.0.1:8000 did not answer within 5 s (connection refused)' });
+      }
+      return { poweredOn: world.poweredOn, ...(world.bmcSerial ? { serialNumber: world.bmcSerial } : {}) };
     },
     async bmcSetPower({ host, state }) {
       const h = hw(host);
@@ -169,7 +192,7 @@ export function createFakeFleet(
       const changed = h.world.poweredOn !== (state === 'on');
       h.world.poweredOn = state === 'on';
       maybeBootAgent(h);
-      return { poweredOn: h.world.poweredOn, changed };
+      return { poweredOn: h.world.poweredOn, changed, method: changed ? 'hard' : 'none' };
     },
     async bmcReboot({ host }) {
       const h = hw(host);
@@ -200,29 +223,44 @@ export function createFakeFleet(
       h.world.commands.push(command);
       h.pending = { host, bootId, command };
     },
+    async writeHostStatus({ host, status, events }) {
+      const { world } = hw(host);
+      if (world.knobs.statusWriteFailures > 0) {
+        world.knobs.statusWriteFailures--;
+        throw new Error('connect ECONNREFUSED 127.0.0.1:6443 (the Kubernetes API is down)');
+      }
+      if (keepStatuses) world.statuses.push(JSON.parse(JSON.stringify(status)) as HostStatus);
+      else world.statuses[0] = status;
+      if (events) world.events.push(...events);
+      opts.onStatus?.(host, status);
+    },
+    async releaseHost({ host }) {
+      const { world } = hw(host);
+      world.calls.push('releaseHost');
+      world.released++;
+    },
     async startAgentSession({ host, command }) {
       const h = hw(host);
       h.world.calls.push(`startAgentSession:${command.type}`);
-      const known = h.sessions.get(command.id);
-      if (known) return { bootId: known.bootId };
+      const existing = h.world.sessions.find((x) => x.commandId === command.id);
+      if (existing) return { bootId: existing.bootId };
+      for (const old of h.world.sessions) if (old.state !== 'finished') old.state = 'invalidated';
       h.currentBoot = `boot-${++bootSeq}`;
       h.world.bootModes.push('agent');
       h.world.commands.push(command);
+      h.world.sessions.push({ bootId: h.currentBoot, commandId: command.id, type: command.type, state: 'prepared', command, preparedAt: new Date().toISOString() });
       h.pending = { host, bootId: h.currentBoot, command };
-      h.sessions.set(command.id, { bootId: h.currentBoot, commandId: command.id, type: command.type, state: 'prepared', preparedAt: new Date().toISOString() });
       return { bootId: h.currentBoot };
     },
     async getAgentSession({ host, commandId }) {
-      return hw(host).sessions.get(commandId);
+      const { world } = hw(host);
+      world.calls.push('getAgentSession');
+      const s = commandId ? world.sessions.find((x) => x.commandId === commandId) : world.sessions[world.sessions.length - 1];
+      return s && JSON.parse(JSON.stringify(s));
     },
     async claimBootMac({ host, mac }) {
       const { world } = hw(host);
       world.calls.push('claimBootMac');
-      for (const [key, other] of hosts) {
-        if (key !== `${host.namespace}/${host.name}` && other.world.claimedMac === mac) {
-          throw ApplicationFailure.create({ type: FAILURE.BootMacConflict, nonRetryable: true, message: `MAC ${mac} is held by another BareMetalHost` });
-        }
-      }
       world.claimedMac = mac;
     },
     async forgetHostBoot({ host }) {
@@ -230,19 +268,7 @@ export function createFakeFleet(
       h.world.calls.push('forgetHostBoot');
       h.world.claimedMac = undefined;
       h.pending = undefined;
-      h.currentBoot = undefined;
-      h.sessions.clear();
-    },
-    async writeHostStatus({ host, status }) {
-      const { world } = hw(host);
-      if (keepStatuses) world.statuses.push(JSON.parse(JSON.stringify(status)) as HostStatus);
-      else world.statuses[0] = status;
-      opts.onStatus?.(host, status);
-    },
-    async releaseHost({ host }) {
-      const { world } = hw(host);
-      world.calls.push('releaseHost');
-      world.released++;
+      for (const s of h.world.sessions) if (s.state !== 'finished') s.state = 'invalidated';
     },
   };
   return { activities, host: (namespace, name) => hw({ namespace, name }).world };

@@ -10,7 +10,7 @@ import { TEST_ENV_VAR, defaultTestEnvFile, type SharedTestEnv } from './test-env
 
 /**
  * Starts the real servers once per jest run: an in-memory Temporal dev server
- * and a kube-apiserver + etcd with Ironflow's CRDs. No fallback: if a server
+ * and a kube-apiserver + etcd + kube-controller-manager with Ironflow's CRDs. No fallback: if a server
  * cannot start, the run fails here with the server's own log lines.
  */
 export default async function globalSetup(): Promise<void> {
@@ -24,6 +24,8 @@ export default async function globalSetup(): Promise<void> {
     startTemporalDevServer({ binary: tools.temporal, logDir }),
     startKubeApiserver({
       kubeApiserverBinary: tools.kubeApiserver,
+      // As on a real management cluster: namespace deletion finishes, owner references are collected.
+      kubeControllerManagerBinary: tools.kubeControllerManager,
       etcdBinary: tools.etcd,
       dataDir: join(stateDir, 'kube'),
       logDir,
@@ -41,5 +43,5 @@ export default async function globalSetup(): Promise<void> {
   const file = defaultTestEnvFile();
   writeFileSync(file, JSON.stringify(env));
   process.env[TEST_ENV_VAR] = file;
-  process.stdout.write(`\nironflow test env: Temporal ${temporal.address}, kube-apiserver ${kube.server} (started in ${Date.now() - t0} ms; logs in ${logDir})\n`);
+  process.stdout.write(`\nironflow test env: Temporal ${temporal.address}, kube-apiserver ${kube.server} + controller manager (started in ${Date.now() - t0} ms; logs in ${logDir})\n`);
 }

@@ -13,7 +13,7 @@ export default async function globalTeardown(): Promise<void> {
     const secrets = [...registeredSecrets(env.stateDir), Buffer.from('MWYyZDFlMmU2N2Rm', 'base64').toString()];
     scan = await scanForSecrets({ temporalAddress: env.temporalAddress, namespace: env.temporalNamespace, logDir: join(env.stateDir, 'logs'), secrets });
     process.stdout.write(
-      `secret scan: ${secrets.length} secrets x ${scan.workflows} workflow histories (${scan.events} events, search attributes included) and ${scan.logFiles} log files (${(scan.logBytes / 2 ** 20).toFixed(1)} MiB): ${scan.hits.length} hits\n`,
+      `secret scan: ${secrets.length} secrets x ${scan.workflows} workflow histories (${scan.events} events, search attributes included, ${scan.decryptedPayloads} encrypted payloads opened, ${scan.undecryptablePayloads} without a key) and ${scan.logFiles} log files (${(scan.logBytes / 2 ** 20).toFixed(1)} MiB): ${scan.hits.length} hits\n`,
     );
   }
   const stop = (globalThis as { __ironflowStop?: () => Promise<void> }).__ironflowStop;

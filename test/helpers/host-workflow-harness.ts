@@ -40,6 +40,8 @@ export const IMAGE = {
 };
 
 export interface HostRun {
+  /** The observation last sent (what the bridge would send again). */
+  lastObservation?: HostObservation;
   client: Client;
   world: FakeWorld;
   handle: WorkflowHandle;
@@ -50,6 +52,12 @@ export interface HostRun {
   /** Polls the status query until `pred` holds; the error shows the last status seen. */
   waitFor(pred: (s: HostStatus & { waitingFor?: string }) => boolean, what: string, timeoutMs?: number): Promise<HostStatus & { waitingFor?: string }>;
   waitForState(state: HostState, timeoutMs?: number): Promise<HostStatus & { waitingFor?: string }>;
+  /**
+   * What an operator's Terminate button does, then what the bridge does next:
+   * the run is terminated and a new one is started by signal-with-start with
+   * the object's recorded status (by default the last status the workflow wrote).
+   */
+  terminateAndRestart(recorded?: HostStatus): Promise<void>;
 }
 
 /**
@@ -62,7 +70,7 @@ export async function withHostWorkflow(
   first: HostObservation,
   body: (run: HostRun) => Promise<void>,
   setup?: (world: FakeWorld) => void,
-  extraInput: { historyLimit?: number } = {},
+  extraInput: { historyLimit?: number; recorded?: HostStatus } = {},
 ): Promise<void> {
   const ctx = await ctxPromise;
   const namespace = 'lab';
@@ -103,10 +111,26 @@ export async function withHostWorkflow(
       handle,
       namespace,
       name,
-      observe: (o) => ctx.client.workflow.getHandle(workflowId).signal(HOST_MESSAGES.observed, o),
+      observe: (o) => {
+        run.lastObservation = o;
+        return ctx.client.workflow.getHandle(workflowId).signal(HOST_MESSAGES.observed, o);
+      },
       status,
       waitFor,
       waitForState: (state, timeoutMs) => waitFor((s) => s.provisioning.state === state, `state ${state}`, timeoutMs),
+      terminateAndRestart: async (recorded) => {
+        // A run that is already gone (terminated, failed) is what a lost run looks like: start anew all the same.
+        await ctx.client.workflow.getHandle(workflowId).terminate('operator pressed Terminate (test)').catch(() => undefined);
+        const latest = observation(first.spec, { paused: first.paused, detached: first.detached, preciousData: first.preciousData, deleting: first.deleting });
+        const rec = recorded ?? world.lastStatus();
+        run.handle = await ctx.client.workflow.signalWithStart('hostLifecycle', {
+          workflowId,
+          taskQueue: ctx.taskQueue,
+          args: [{ ref: { namespace, name }, observation: run.lastObservation ?? latest, ...(rec ? { recorded: rec } : {}), ...(extraInput.historyLimit ? { historyLimit: extraInput.historyLimit } : {}) }],
+          signal: HOST_MESSAGES.observed,
+          signalArgs: [run.lastObservation ?? latest],
+        });
+      },
     };
     await body(run);
   });

@@ -130,7 +130,7 @@ test('user data from another namespace is refused with both namespaces named, an
       command: { id: 'd-x', type: 'deploy', imageUrl: `${lab.apiUrl}/files/ud.img`, checksum: 'a'.repeat(64), checksumType: 'sha256', hasUserData: true },
       userData: { name: 'their-secret', namespace: 'tenant-b' },
     }).catch((e: unknown) => e as { type: string; nonRetryable: boolean; message: string });
-    expect(err).toMatchObject({ type: 'UserDataRefused', nonRetryable: true });
+    expect(err).toMatchObject({ type: 'UserDataMissing', nonRetryable: true });
     expect((err as { message: string }).message).toMatch(/namespace "tenant-b".*own namespace "tenant-a"/);
     expect(reads).toBe(0);
   } finally {

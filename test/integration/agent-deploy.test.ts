@@ -167,7 +167,7 @@ describe('rootDeviceHints bounds: absurd numbers never reach the agent, and the 
     const err = await lab.activities
       .startAgentSession({ host, mac: `52:54:00:de:0a:${(n % 256).toString(16).padStart(2, '0')}`, command: { id: `h${n}`, type: 'deploy', imageUrl, checksum: sha256, checksumType: 'sha256', hasUserData: false, rootDeviceHints: { minSizeGigabytes: value as number } } })
       .catch((e: unknown) => e as { type: string; nonRetryable: boolean; message: string });
-    expect(err).toMatchObject({ type: 'AgentInputInvalid', nonRetryable: true });
+    expect(err).toMatchObject({ type: 'SpecInvalid', nonRetryable: true });
     expect((err as { message: string }).message).toContain('rootDeviceHints.minSizeGigabytes must be a whole number of GiB from 0 to 1048576');
     expect(lab.sessions.currentSession(host)).toBeUndefined();
   });
@@ -180,7 +180,7 @@ describe('rootDeviceHints bounds: absurd numbers never reach the agent, and the 
   ])('%s is refused by the plane', async (_label, hints) => {
     const host = { namespace: 'lab', name: `hint-${++n}` };
     await expect(lab.activities.startAgentSession({ host, mac: `52:54:00:de:0b:${(n % 256).toString(16).padStart(2, '0')}`, command: { id: `h${n}`, type: 'deploy', imageUrl, checksum: sha256, checksumType: 'sha256', hasUserData: false, rootDeviceHints: hints } }))
-      .rejects.toMatchObject({ type: 'AgentInputInvalid', nonRetryable: true });
+      .rejects.toMatchObject({ type: 'SpecInvalid', nonRetryable: true });
   });
 
   test('the largest accepted minSizeGigabytes (2^20 GiB) matches no lab disk: a clear failed report, no disk written', async () => {

@@ -167,5 +167,5 @@ test('an inspected disk that changed size is not erased: a failed report names i
 
 test('an erase without inspected disks is refused by the plane: it could not check what the agent erased', async () => {
   await expect(lab.activities.startAgentSession({ host: { namespace: 'lab', name: 'never-inspected' }, mac: '52:54:00:ee:ff:01', command: { id: 'e0', type: 'erase', mode: 'full' } }))
-    .rejects.toMatchObject({ type: 'AgentInputInvalid', nonRetryable: true, message: expect.stringContaining('needs the inspected disks') });
+    .rejects.toMatchObject({ type: 'SpecInvalid', nonRetryable: true, message: expect.stringContaining('needs the inspected disks') });
 });

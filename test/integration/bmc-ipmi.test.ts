@@ -70,7 +70,7 @@ describe('IPMI driver and BMC activities against ipmi_sim', () => {
   it('reads what IPMI offers as inventory (FRU 0: make, model, serial)', async () => {
     const inv = await latencies.time('bmcGetInventory (mc info + fru print)', () => acts().bmcGetInventory(input()));
     expect(inv).toEqual({ manufacturer: 'Supermicro', model: 'SYS-1029P-WTR', serialNumber: 'S123456', nics: [], disks: [] });
-    expect(await acts().bmcCheckAccess(input())).toEqual({ poweredOn: false, manufacturer: 'Supermicro', model: 'SYS-1029P-WTR' });
+    expect(await acts().bmcCheckAccess(input())).toEqual({ poweredOn: false, manufacturer: 'Supermicro', model: 'SYS-1029P-WTR', serialNumber: 'S123456' });
   });
 
   it('rejects a wrong password as BmcCredentialsRejected naming the address and the Secret', async () => {

@@ -1,6 +1,5 @@
 import { createServer, type Server } from 'node:http';
 import { rmSync } from 'node:fs';
-import { join } from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { createBmcActivities } from '../../activities/bmc/activities';
@@ -10,7 +9,7 @@ import type { RedfishDriver } from '../../activities/bmc/redfish';
 import { staticBmcCredentialsReader } from '../../activities/k8s/bmc-credentials';
 import { FAILURE, NON_RETRYABLE_FAILURES } from '../../api/errors';
 import { startSushy, startSushyFleet, startSushyStatic, SUSHY_SYSTEMS_PER_PROCESS, type SushyEmulator } from '../../lab/bmc/sushy';
-import { labWorkDir, Latencies, retryingActivityWorkflowsPath, silentLog, startRedfishLab, type RedfishLab } from '../helpers/bmc-lab';
+import { labWorkDir, Latencies, redfishMockupDir, retryingActivityWorkflowsPath, silentLog, startRedfishLab, type RedfishLab } from '../helpers/bmc-lab';
 import { temporalTestContext, type TemporalTestContext } from '../helpers/env';
 import { registerTestSecret } from '../helpers/secrets';
 
@@ -23,7 +22,7 @@ const credentials = staticBmcCredentialsReader({
 });
 const secretRef = { namespace: NS, name: 'good-bmc' };
 const latencies = new Latencies();
-const MOCKUP = join(__dirname, '../../../shared/testdata/redfish-mockups/dmtf-public-rackmount1');
+const MOCKUP = redfishMockupDir();
 
 /** Retry policy of BMC activities, as the host workflow should use it (short intervals for the test). */
 const RETRY = { initialInterval: '100ms', backoffCoefficient: 2, maximumInterval: '1s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE_FAILURES };

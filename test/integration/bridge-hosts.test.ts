@@ -186,4 +186,36 @@ describe('k8s-bridge: BareMetalHost -> host workflow', () => {
     expect(count).toBe(50);
     await bridge.stop();
   });
+
+  it('a host workflow an operator terminated is started again by the resync, from the object\'s recorded status', async () => {
+    const name = 'resync-1';
+    await custom.createNamespacedCustomObject({ ...BMH, namespace: kube.namespace, body: bmh(name) });
+    const status = {
+      provisioning: { state: 'provisioned', image: { url: 'http://img/os.img', checksum: 'a'.repeat(64) } },
+      operationalStatus: 'OK', errorCount: 0, poweredOn: true, lastUpdated: '2026-11-30T00:00:00Z',
+    };
+    await custom.patchNamespacedCustomObjectStatus(
+      { ...BMH, namespace: kube.namespace, name, body: { status } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+    const bridge = start({ resyncIntervalMs: 500 });
+    await bridge.ready;
+    const workflowId = workflowIdFor('BareMetalHost', kube.namespace, name);
+    const handle = temporal.client.workflow.getHandle(workflowId);
+    const first = await eventually('first run', async () => {
+      const d = await handle.describe();
+      return d.status.name === 'RUNNING' ? d.runId : undefined;
+    });
+    await handle.terminate('operator pressed Terminate');
+    const second = await eventually('a new run after the resync', async () => {
+      const d = await temporal.client.workflow.getHandle(workflowId).describe();
+      return d.status.name === 'RUNNING' && d.runId !== first ? d.runId : undefined;
+    });
+    const history = await temporal.client.workflow.getHandle(workflowId, second).fetchHistory();
+    const started = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+    const input = defaultPayloadConverter.fromPayload(started ?? {}) as { recorded?: { provisioning: { state: string; image?: { url: string } } } };
+    expect(input.recorded?.provisioning).toEqual(status.provisioning);
+    expect(bridge.stats().restarted).toBeGreaterThanOrEqual(1);
+    await bridge.stop();
+  });
 });

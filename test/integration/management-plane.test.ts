@@ -17,7 +17,7 @@ describe('the management plane (npm start)', () => {
   const stateDir = mkdtempSync(join(tmpdir(), 'ironflow-plane-'));
   afterAll(() => rmSync(stateDir, { recursive: true, force: true }));
 
-  it('becomes ready through its own worker, and a restart keeps the workflows started before', async () => {
+  it('becomes ready through its own worker, refuses a second plane on its state dir, and a restart keeps the workflows started before', async () => {
     const log = createLogger({ name: 'plane-test', level: 'warn' });
     const cfg = {
       temporalNamespace: 'default',
@@ -42,6 +42,8 @@ describe('the management plane (npm start)', () => {
     expect(first.summary.crds).toContain('baremetalhosts.metal3.io');
     const before = await probeIds(first);
     expect(before).toHaveLength(1);
+    // Its pid file keeps a second plane off the same state dir (one Temporal database, one etcd).
+    await expect(startManagementPlane(cfg, log)).rejects.toThrow(new RegExp(`another Ironflow management plane is running on state dir ${stateDir}: pid ${process.pid} `));
     await first.stop();
 
     const second = await startManagementPlane(cfg, log);

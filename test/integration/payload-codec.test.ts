@@ -7,9 +7,15 @@ import { AesGcmPayloadCodec } from '../../workers/codec/aes-gcm-codec';
 import { startCodecServer } from '../../workers/codec/codec-server';
 import { WORKFLOWS_PATH } from '../../workers/lifecycle-worker';
 import { temporalTestContext, type TemporalTestContext } from '../helpers/env';
+import { shareCodecKeyWithScan } from '../helpers/secret-scan';
 
 const k1 = { id: 'k1', key: randomBytes(32) };
 const k2 = { id: 'k2', key: randomBytes(32) };
+
+beforeAll(() => {
+  shareCodecKeyWithScan(k1);
+  shareCodecKeyWithScan(k2);
+});
 
 describe('AES-GCM payload codec', () => {
   it('round-trips, rejects tampering, and decrypts old keys after rotation', async () => {
@@ -55,12 +61,12 @@ describe('AES-GCM payload codec', () => {
       const rawText = JSON.stringify(raw, (_k, v) => (v instanceof Uint8Array ? Buffer.from(v).toString('latin1') : v));
       expect(rawText).not.toContain(nonce);
 
-      const server = await startCodecServer({ codec, allowOrigins: ['http://127.0.0.1:8233'] });
+      const server = await startCodecServer({ codec, token: 'codec-token-0123456789', allowOrigins: ['http://127.0.0.1:8233'] });
       try {
         const started = raw.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
         const res = await fetch(`${server.url}/decode`, {
           method: 'POST',
-          headers: { 'content-type': 'application/json', origin: 'http://127.0.0.1:8233' },
+          headers: { 'content-type': 'application/json', origin: 'http://127.0.0.1:8233', authorization: 'Bearer codec-token-0123456789' },
           body: JSON.stringify({
             payloads: [{ metadata: Object.fromEntries(Object.entries(started.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')])), data: Buffer.from(started.data!).toString('base64') }],
           }),

@@ -51,10 +51,10 @@ describe('prepareBoot / clearBoot (PXE activities over the store)', () => {
     await a.prepareBoot({ host, mac, mode: 'disk' });
     const err = await a.prepareBoot({ host: other, mac, mode: 'disk' }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ApplicationFailure);
-    expect(err).toMatchObject({ type: FAILURE.BootMacConflict, nonRetryable: true });
+    expect(err).toMatchObject({ type: FAILURE.PxeMacConflict, nonRetryable: true });
     expect((err as Error).message).toContain('metal3/server-01');
     expect((err as Error).message).toContain('metal3/server-02');
-    await expect(a.clearBoot({ host: other, mac })).rejects.toMatchObject({ type: FAILURE.BootMacConflict });
+    await expect(a.clearBoot({ host: other, mac })).rejects.toMatchObject({ type: FAILURE.PxeMacConflict });
   });
 
   it('refuses a bootMACAddress that is not a MAC, naming the host', async () => {
@@ -69,7 +69,7 @@ describe('prepareBoot / clearBoot (PXE activities over the store)', () => {
     expect(await a.clearBoot({ host, mac })).toEqual({ cleared: true });
     expect(await a.clearBoot({ host, mac })).toEqual({ cleared: false });
     expect(sessions.claimOf(mac)).toEqual(host);
-    await expect(a.prepareBoot({ host: other, mac, mode: 'disk' })).rejects.toMatchObject({ type: FAILURE.BootMacConflict });
+    await expect(a.prepareBoot({ host: other, mac, mode: 'disk' })).rejects.toMatchObject({ type: FAILURE.PxeMacConflict });
     expect(await a.prepareBoot({ host, mac, mode: 'disk' })).toEqual({ bootId: 'boot-2' });
   });
 });

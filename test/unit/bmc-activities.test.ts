@@ -40,7 +40,7 @@ describe('BMC activities on the fixture driver', () => {
 
   it('sends nothing when the server is already in the requested state (safe to retry)', async () => {
     const { fixture, acts } = setup({ power: 'on' });
-    expect(await acts.bmcSetPower({ ...input, state: 'on' })).toEqual({ poweredOn: true, changed: false, verifiedAfterMs: 0 });
+    expect(await acts.bmcSetPower({ ...input, state: 'on' })).toEqual({ poweredOn: true, changed: false, method: 'none', verifiedAfterMs: 0 });
     expect(fixture.state.calls.map((c) => c.method)).toEqual(['getPowerState', 'close']);
   });
 
@@ -50,16 +50,52 @@ describe('BMC activities on the fixture driver', () => {
     expect(fixture.state.closed).toBe(1);
   });
 
-  it('tries a graceful shutdown first when asked, then forces off if it does not finish', async () => {
-    const { fixture } = setup({ power: 'on' });
-    fixture.softPowerOff = async () => {
-      fixture.state.calls.push({ method: 'softPowerOff', args: [] });
-    };
-    const fast = createBmcActivities({ credentials, log: silentLog, pollIntervalMs: 1, gracefulOffTimeoutMs: 20, connect: () => fixture });
-    await fast.bmcSetPower({ ...input, state: 'off', graceful: true });
+  it('with soft, asks the OS to shut down and does not force it off when it shuts down in time', async () => {
+    const { fixture, acts } = setup({ power: 'on', powerLagReads: 2 });
+    expect(await acts.bmcSetPower({ ...input, state: 'off', soft: true, softTimeoutSeconds: 5 })).toMatchObject({ poweredOn: false, changed: true, method: 'soft' });
+    const methods = fixture.state.calls.map((c) => c.method);
+    expect(methods).toContain('softPowerOff');
+    expect(methods).not.toContain('setPowerState');
+  });
+
+  it('with soft, forces the server off when the OS ignores the soft off within the timeout, and says why', async () => {
+    const { fixture } = setup({ power: 'on', ignoresSoftOff: true });
+    const fast = createBmcActivities({ credentials, log: silentLog, pollIntervalMs: 5, connect: () => fixture });
+    const started = Date.now();
+    const r = await fast.bmcSetPower({ ...input, state: 'off', soft: true, softTimeoutSeconds: 0.2 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(200);
+    expect(r).toEqual({ poweredOn: false, changed: true, method: 'hard', verifiedAfterMs: expect.any(Number), softOffFallback: 'the server did not shut down within 0.2 s of a soft power off' });
     const methods = fixture.state.calls.map((c) => c.method);
     expect(methods.indexOf('softPowerOff')).toBeLessThan(methods.indexOf('setPowerState'));
     expect(fixture.state.power).toBe('off');
+  });
+
+  it('with soft, goes straight to the hard off on a BMC without a soft action', async () => {
+    const { fixture, acts } = setup({ power: 'on' });
+    fixture.failNext('softPowerOff', (f) => f.unsupported('ResetType GracefulShutdown (allowed: On, ForceOff)'));
+    const r = await acts.bmcSetPower({ ...input, state: 'off', soft: true });
+    expect(r).toMatchObject({ method: 'hard', poweredOn: false });
+    expect(r.softOffFallback).toContain('the BMC has no soft power off');
+  });
+
+  it('without soft, powers off hard (no soft action sent)', async () => {
+    const { fixture, acts } = setup({ power: 'on' });
+    expect(await acts.bmcSetPower({ ...input, state: 'off' })).toMatchObject({ method: 'hard', poweredOn: false });
+    expect(fixture.state.calls.map((c) => c.method)).not.toContain('softPowerOff');
+  });
+
+  it.each([0, -1, 601, Number.NaN])('refuses softTimeoutSeconds %s with a message that gives the bounds', async (seconds) => {
+    const { acts } = setup({ power: 'on' });
+    await expect(acts.bmcSetPower({ ...input, state: 'off', soft: true, softTimeoutSeconds: seconds })).rejects.toMatchObject({
+      nonRetryable: true,
+      message: expect.stringContaining('softTimeoutSeconds must be more than 0 and at most 600'),
+    });
+  });
+
+  it('registration reads power state and identity only, never the inventory walk', async () => {
+    const { fixture, acts } = setup({ power: 'on', inventory: { manufacturer: 'Contoso', model: '3500', serialNumber: 'S-1', nics: [{ mac: '52:54:00:00:00:09' }], disks: [] } });
+    expect(await acts.bmcCheckAccess(input)).toEqual({ poweredOn: true, manufacturer: 'Contoso', model: '3500', serialNumber: 'S-1' });
+    expect(fixture.state.calls.map((c) => c.method)).toEqual(['getPowerState', 'getIdentity', 'close']);
   });
 
   it('sets the next boot device and verifies it by reading back', async () => {

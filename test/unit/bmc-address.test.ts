@@ -1,4 +1,5 @@
 import { parseBmcAddress } from '../../activities/bmc/address';
+import { bmcAddressHasCredentials, redactBmcAddress } from '../../api/bmc-address-redaction';
 import { FAILURE } from '../../api/errors';
 
 describe('parseBmcAddress', () => {
@@ -25,7 +26,6 @@ describe('parseBmcAddress', () => {
     ['libvirt://10.0.0.5', 'unknown scheme "libvirt://"'],
     ['irmc://10.0.0.5', 'unknown scheme "irmc://"'],
     ['', 'is empty'],
-    ['redfish://admin:pw@10.0.0.5', 'must not contain credentials'],
     ['ipmi://10.0.0.6/redfish/v1', 'has a path'],
     ['redfish://10.0.0.5/something', 'expected a Redfish system path'],
   ])('%j is refused as a non-retryable BmcAddressInvalid (%s) that lists the accepted schemes', (address, why) => {
@@ -42,5 +42,49 @@ describe('parseBmcAddress', () => {
     expect(message).toContain('redfish+http://');
     expect(message).toContain('ipmi://');
     expect(message).toContain('idrac-redfish://');
+  });
+
+  // Passwords chosen to defeat a URL parser: '/', '?' and '#' end the
+  // authority early, so a parser would see "user" as the host and quote the
+  // rest in its error; '@' twice, and percent signs.
+  it.each([
+    ['redfish://admin:Zq8-leak-1@10.0.0.5/redfish/v1/Systems/1', 'Zq8-leak-1', 'redfish://REDACTED@10.0.0.5/redfish/v1/Systems/1'],
+    ['redfish+http://admin:p/a?s#s-leak-2@127.0.0.1:8000', 'p/a?s#s-leak-2', 'redfish+http://REDACTED@127.0.0.1:8000'],
+    ['ipmi://root:two@at@leak-3@10.0.0.6:623', 'two@at@leak-3', 'ipmi://REDACTED@10.0.0.6:623'],
+    ['root:bare-leak-4@10.0.0.7', 'bare-leak-4', 'REDACTED@10.0.0.7'],
+    ['idrac-redfish://u:%41%42-leak-5@h', '%41%42-leak-5', 'idrac-redfish://REDACTED@h'],
+  ])('%j is refused without quoting its credentials', (address, secret, redacted) => {
+    let err: unknown;
+    try {
+      parseBmcAddress(address);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toMatchObject({ type: FAILURE.BmcAddressInvalid, nonRetryable: true });
+    const { message, stack } = err as Error;
+    expect(message).toContain(`"${redacted}" contains "@"`);
+    expect(message).toContain('put the credentials in the Secret named by spec.bmc.credentialsName');
+    expect(message).not.toContain(secret);
+    expect(stack).not.toContain(secret);
+  });
+});
+
+describe('redactBmcAddress (api/, for the bridge, the workflow and status)', () => {
+  it.each([
+    ['redfish://admin:s3cret@10.0.0.5/redfish/v1/Systems/1', 'redfish://REDACTED@10.0.0.5/redfish/v1/Systems/1'],
+    ['ipmi://u:p@ss/w#rd@10.0.0.6:623', 'ipmi://REDACTED@10.0.0.6:623'],
+    ['admin:pw@10.0.0.7', 'REDACTED@10.0.0.7'],
+    ['user:a://b@host', 'REDACTED@host'],
+    ['ipmi://10.0.0.6', 'ipmi://10.0.0.6'],
+    ['redfish+http://127.0.0.1:8000/redfish/v1/Systems/1', 'redfish+http://127.0.0.1:8000/redfish/v1/Systems/1'],
+    ['', ''],
+  ])('%j → %j', (address, expected) => {
+    expect(redactBmcAddress(address)).toBe(expected);
+    expect(bmcAddressHasCredentials(address)).toBe(address.includes('@'));
+  });
+
+  it('keeps a redacted address refused, so redaction never makes a bad address work', () => {
+    const redacted = redactBmcAddress('redfish://admin:pw@10.0.0.5/redfish/v1/Systems/1');
+    expect(() => parseBmcAddress(redacted)).toThrow(/contains "@"/);
   });
 });

@@ -1,5 +1,5 @@
 import { HOST_ANNOTATIONS } from '../../api/host';
-import { observeHost, type BareMetalHostObject } from '../../k8s-bridge/observe-host';
+import { observeHost, recordedStatus, type BareMetalHostObject } from '../../k8s-bridge/observe-host';
 
 const host = (over: Partial<BareMetalHostObject['metadata']> = {}, spec: Record<string, unknown> = {}): BareMetalHostObject => ({
   apiVersion: 'metal3.io/v1alpha1',
@@ -70,5 +70,42 @@ describe('observeHost', () => {
     expect(obs.spec.image).toBeUndefined();
     expect(obs.spec.consumerRef).toBeUndefined();
     expect(observeHost(host({}, { image: { url: 'u', checksumType: 'crc32' } })).spec.image).toEqual({ url: 'u' });
+  });
+});
+
+describe('what a new host workflow run is given besides the spec', () => {
+  it('never passes credentials written into a BMC address on (they would land in history and search attributes)', () => {
+    const obs = observeHost(host({}, { bmc: { address: 'redfish://admin:s3cret-pw@10.0.0.1/redfish/v1/Systems/1', credentialsName: 'c' } }));
+    expect(obs.spec.bmc.address).toBe('redfish://REDACTED@10.0.0.1/redfish/v1/Systems/1');
+    expect(JSON.stringify(obs)).not.toContain('s3cret-pw');
+  });
+
+  it('passes the recorded status, the durable record a new run adopts from', () => {
+    const withStatus: BareMetalHostObject = {
+      ...host(),
+      status: {
+        provisioning: { state: 'provisioned', image: { url: 'http://img/os.img', checksum: 'a'.repeat(64) }, ID: 'vda' },
+        operationalStatus: 'OK', errorType: '', errorMessage: '', errorCount: 0, poweredOn: true,
+        hardware: { cpu: { arch: 'x86_64', model: 'm', count: 2 }, memoryMiB: 4096, disks: [], nics: [], system: { serialNumber: 'SN-1' } },
+        lastUpdated: '2026-11-30T00:00:00Z',
+      },
+    };
+    expect(recordedStatus(withStatus)).toEqual({
+      provisioning: { state: 'provisioned', image: { url: 'http://img/os.img', checksum: 'a'.repeat(64) }, ID: 'vda' },
+      operationalStatus: 'OK', errorCount: 0, poweredOn: true,
+      hardware: { cpu: { arch: 'x86_64', model: 'm', count: 2 }, memoryMiB: 4096, disks: [], nics: [], system: { serialNumber: 'SN-1' } },
+      lastUpdated: '2026-11-30T00:00:00Z',
+    });
+  });
+
+  it('passes no recorded status for a host that never had one, or one with a state it does not know', () => {
+    expect(recordedStatus(host())).toBeUndefined();
+    expect(recordedStatus({ ...host(), status: { provisioning: { state: 'ready' } } })).toBeUndefined();
+    expect(recordedStatus({ ...host(), status: { operationalStatus: 'OK' } })).toBeUndefined();
+  });
+
+  it('keeps a recorded error (type, message, count) so the new run goes on backing off from it', () => {
+    const rec = recordedStatus({ ...host(), status: { provisioning: { state: 'registering' }, errorType: 'registration error', errorMessage: 'Secret gone', errorCount: 4, operationalStatus: 'error' } });
+    expect(rec).toMatchObject({ errorType: 'registration error', errorMessage: 'Secret gone', errorCount: 4, operationalStatus: 'error' });
   });
 });

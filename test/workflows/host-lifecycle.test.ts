@@ -17,7 +17,8 @@ describe('hostLifecycle on the real Temporal server (activities stubbed)', () =>
       expect(available.hardware).toEqual(SAMPLE_HARDWARE);
       expect(available.poweredOn).toBe(false);
       // Inspection booted the agent over PXE, once.
-      expect(run.world.calls).toEqual(expect.arrayContaining(['bmcCheckAccess', 'prepareBoot:agent', 'sendAgentCommand:inspect', 'bmcSetNextBoot:pxe', 'bmcSetPower:on']));
+      expect(run.world.calls).toEqual(expect.arrayContaining(['bmcCheckAccess', 'claimBootMac', 'startAgentSession:inspect', 'bmcSetNextBoot:pxe', 'bmcSetPower:on']));
+      expect(run.world.calls.filter((c) => c === 'startAgentSession:inspect')).toHaveLength(1);
 
       await run.observe(observation({ image: IMAGE, online: true, consumerRef: { name: 'machine-1', kind: 'Metal3Machine' } }));
       const provisioned = await run.waitForState('provisioned');
@@ -165,7 +166,9 @@ describe('hostLifecycle on the real Temporal server (activities stubbed)', () =>
       await run.waitFor((s) => s.operationalStatus === 'detached', 'detached');
       await run.observe(observation({ online: true }, { detached: true, deleting: true }));
       await run.handle.result();
-      expect(run.world.calls.slice(callsBefore)).toEqual(['releaseHost']);
+      // Detaching drops the host's boot entries and tokens; deleting it then releases it: no BMC call.
+      expect(run.world.calls.slice(callsBefore)).toEqual(['forgetHostBoot', 'forgetHostBoot', 'releaseHost']);
+      expect(run.world.events.map((e) => e.reason)).toEqual(expect.arrayContaining(['Detached', 'Deleted']));
     });
   });
 

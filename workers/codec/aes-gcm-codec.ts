@@ -23,14 +23,51 @@ export interface CodecKey {
 
 const enc = (s: string) => Buffer.from(s, 'utf8');
 
+export interface AesGcmCodecOptions {
+  /**
+   * What decode does with a payload that is not encrypted. 'refuse' (the
+   * default; workers and the plane's client): it fails, so a signal, update
+   * or start sent by a client without the codec cannot reach workflow code
+   * (the workflow task fails with {@link PlaintextPayloadRefused}'s message
+   * and is retried, visibly, until an operator resets the run past it).
+   * 'pass' (the codec server the Web UI and CLI call): it is shown as it is.
+   */
+  plaintext?: 'refuse' | 'pass';
+}
+
+/**
+ * Thrown by decode for a payload that is not encrypted. Its message names
+ * the encoding only, never the payload, and says how to send it properly.
+ */
+export class PlaintextPayloadRefused extends Error {
+  override readonly name = 'PlaintextPayloadRefused';
+  constructor(encoding: string) {
+    super(
+      `refused a payload that is not encrypted (encoding "${encoding}"): payload encryption is on (IRONFLOW_CODEC_KEYS or the plane's codec key), ` +
+        'so everything sent to these workflows must be encrypted; send it with a client that uses the Ironflow codec, or with ' +
+        '`temporal ... --codec-endpoint <the plane\'s codec server> --codec-auth "Bearer <codec token>"`',
+    );
+  }
+}
+
 export class AesGcmPayloadCodec implements PayloadCodec {
   private readonly byId: Map<string, Buffer>;
+  private readonly plaintext: 'refuse' | 'pass';
 
   /** `keys[0]` encrypts; every key decrypts payloads carrying its id. */
-  constructor(private readonly keys: CodecKey[]) {
+  constructor(
+    private readonly keys: CodecKey[],
+    options: AesGcmCodecOptions = {},
+  ) {
+    this.plaintext = options.plaintext ?? 'refuse';
     if (keys.length === 0) throw new Error('AesGcmPayloadCodec needs at least one key');
     for (const k of keys) if (k.key.length !== 32) throw new Error(`codec key ${k.id} must be 32 bytes (got ${k.key.length})`);
     this.byId = new Map(keys.map((k) => [k.id, k.key]));
+  }
+
+  /** The same keys, passing plaintext payloads through: for the codec server that shows histories to operators. */
+  showingPlaintext(): AesGcmPayloadCodec {
+    return new AesGcmPayloadCodec(this.keys, { plaintext: 'pass' });
   }
 
   async encode(payloads: Payload[]): Promise<Payload[]> {
@@ -49,8 +86,11 @@ export class AesGcmPayloadCodec implements PayloadCodec {
 
   async decode(payloads: Payload[]): Promise<Payload[]> {
     return payloads.map((p) => {
-      const encoding = p.metadata?.[METADATA_ENCODING_KEY];
-      if (!encoding || Buffer.from(encoding).toString() !== ENCODING) return p;
+      const encoding = Buffer.from(p.metadata?.[METADATA_ENCODING_KEY] ?? []).toString();
+      if (encoding !== ENCODING) {
+        if (this.plaintext === 'pass') return p;
+        throw new PlaintextPayloadRefused(encoding || 'none');
+      }
       const keyId = Buffer.from(p.metadata?.[METADATA_KEY_ID] ?? []).toString();
       const key = this.byId.get(keyId);
       if (!key) throw new Error(`payload encrypted with key id "${keyId}", which this process does not have: add it to IRONFLOW_CODEC_KEYS`);

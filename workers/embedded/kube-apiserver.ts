@@ -3,12 +3,14 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { startProcess, type ManagedProcess } from './process';
+import { startProcess, type ManagedProcess, type SuperviseOptions } from './process';
 import { freePort } from './ports';
 
 export interface KubeApiserverOptions {
   kubeApiserverBinary: string;
   etcdBinary: string;
+  /** Runs beside the API server so namespace deletion finishes and ownerReference garbage collection works. */
+  kubeControllerManagerBinary: string;
   /** etcd data, keys, token and certs live here; reusing the folder keeps every object. */
   dataDir: string;
   logDir: string;
@@ -17,6 +19,11 @@ export interface KubeApiserverOptions {
   apiPort?: number;
   etcdPort?: number;
   etcdPeerPort?: number;
+  controllerManagerPort?: number;
+  /** How the operator moves the API port (for "port in use" messages). */
+  apiPortFlag?: string;
+  /** Restart etcd, kube-apiserver and kube-controller-manager when they die or hang (the plane does; tests need not). */
+  supervise?: SuperviseOptions;
 }
 
 export interface KubeApiserver {
@@ -32,9 +39,9 @@ function once(path: string, make: () => string, mode = 0o600): string {
   return readFileSync(path, 'utf8');
 }
 
-function httpsGet(url: string, token: string, ca: Buffer): Promise<{ status: number; body: string }> {
+function httpsGet(url: string, token: string | undefined, ca: Buffer): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { headers: { authorization: `Bearer ${token}` }, ca, timeout: 2_000 }, (res) => {
+    const req = request(url, { headers: token ? { authorization: `Bearer ${token}` } : {}, ca, timeout: 2_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -47,22 +54,26 @@ function httpsGet(url: string, token: string, ca: Buffer): Promise<{ status: num
 }
 
 /**
- * A real kube-apiserver backed by a real etcd, both on loopback: the
- * management cluster for `npm start` and the envtest of the test suite.
- * Authentication is one static admin token (system:masters); the serving
- * certificate is the one kube-apiserver generates for itself, and the
- * kubeconfig trusts exactly that certificate.
+ * A real kube-apiserver backed by a real etcd, with a real
+ * kube-controller-manager, all on loopback: the management cluster for
+ * `npm start` and the envtest of the test suite. Authentication is one static
+ * admin token (system:masters); the serving certificate is the one
+ * kube-apiserver generates for itself, and the kubeconfig trusts exactly
+ * that certificate. Each is ready only when the port it serves is held by
+ * that very process (a leftover of a dead plane on the same data would
+ * answer the same token).
  */
 export async function startKubeApiserver(opts: KubeApiserverOptions): Promise<KubeApiserver> {
   const etcdDir = join(opts.dataDir, 'etcd');
   const certDir = join(opts.dataDir, 'certs');
   mkdirSync(etcdDir, { recursive: true, mode: 0o700 });
   mkdirSync(certDir, { recursive: true, mode: 0o700 });
-  mkdirSync(opts.logDir, { recursive: true });
+  mkdirSync(opts.logDir, { recursive: true, mode: 0o700 });
 
   const etcdPort = opts.etcdPort ?? (await freePort());
   const etcdPeerPort = opts.etcdPeerPort ?? (await freePort());
   const apiPort = opts.apiPort ?? (await freePort());
+  const kcmPort = opts.controllerManagerPort ?? (await freePort());
   const etcdUrl = `http://127.0.0.1:${etcdPort}`;
 
   const etcd = await startProcess({
@@ -85,6 +96,11 @@ export async function startKubeApiserver(opts: KubeApiserverOptions): Promise<Ku
       return res.ok;
     },
     readyTimeoutMs: 30_000,
+    ports: [
+      { port: etcdPort, what: 'etcd clients', flag: opts.apiPortFlag ? `${opts.apiPortFlag} (etcd uses it + 10000)` : undefined },
+      { port: etcdPeerPort, what: 'etcd peers', flag: opts.apiPortFlag ? `${opts.apiPortFlag} (etcd peers use it + 10001)` : undefined },
+    ],
+    supervise: opts.supervise,
   });
 
   const token = once(join(opts.dataDir, 'admin.token'), () => randomBytes(24).toString('hex')).trim();
@@ -124,6 +140,8 @@ export async function startKubeApiserver(opts: KubeApiserverOptions): Promise<Ku
         return res.status === 200;
       },
       readyTimeoutMs: 90_000,
+      ports: [{ port: apiPort, what: 'kube-apiserver', flag: opts.apiPortFlag }],
+      supervise: opts.supervise,
     });
   } catch (err) {
     await etcd.stop();
@@ -140,13 +158,67 @@ export async function startKubeApiserver(opts: KubeApiserverOptions): Promise<Ku
   };
   writeFileSync(opts.kubeconfigPath, stringify(kubeconfig), { mode: 0o600 });
 
+  let controllerManager: ManagedProcess;
+  try {
+    controllerManager = await startControllerManager({ ...opts, kcmPort, certDir, saKey, caFile: certFile });
+  } catch (err) {
+    await apiserver.stop();
+    await etcd.stop();
+    throw err;
+  }
+
   return {
     server,
     kubeconfigPath: opts.kubeconfigPath,
-    processes: [etcd, apiserver],
+    processes: [etcd, apiserver, controllerManager],
     stop: async () => {
+      await controllerManager.stop();
       await apiserver.stop();
       await etcd.stop();
     },
   };
+}
+
+/**
+ * The controllers a management cluster needs for the objects Ironflow and
+ * its users create: the namespace controller (a deleted namespace is emptied
+ * and goes away instead of staying Terminating) and the garbage collector
+ * (objects whose ownerReference points at a deleted owner are collected),
+ * plus service accounts and their tokens, as any cluster has. Nothing that
+ * needs nodes or a cloud runs. Leader election is off: there is one.
+ */
+export const CONTROLLERS = ['namespace-controller', 'garbage-collector-controller', 'serviceaccount-controller', 'serviceaccount-token-controller'];
+
+async function startControllerManager(o: KubeApiserverOptions & { kcmPort: number; certDir: string; saKey: string; caFile: string }): Promise<ManagedProcess> {
+  const kcmCertDir = join(o.dataDir, 'controller-manager-certs');
+  mkdirSync(kcmCertDir, { recursive: true, mode: 0o700 });
+  return startProcess({
+    name: 'kube-controller-manager',
+    command: o.kubeControllerManagerBinary,
+    args: [
+      `--kubeconfig=${o.kubeconfigPath}`,
+      // Its own health endpoints need no delegated authentication on loopback.
+      `--authentication-kubeconfig=${o.kubeconfigPath}`,
+      `--authorization-kubeconfig=${o.kubeconfigPath}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${o.kcmPort}`,
+      `--cert-dir=${kcmCertDir}`,
+      '--leader-elect=false',
+      `--controllers=${CONTROLLERS.join(',')}`,
+      `--service-account-private-key-file=${o.saKey}`,
+      `--root-ca-file=${o.caFile}`,
+      '--use-service-account-credentials=false',
+      '--v=0',
+    ],
+    logFile: join(o.logDir, `kube-controller-manager-${o.kcmPort}.log`),
+    ready: async () => {
+      const cert = join(kcmCertDir, 'kube-controller-manager.crt');
+      if (!existsSync(cert)) return false;
+      const res = await httpsGet(`https://127.0.0.1:${o.kcmPort}/healthz`, undefined, readFileSync(cert));
+      return res.status === 200;
+    },
+    readyTimeoutMs: 60_000,
+    ports: [{ port: o.kcmPort, what: 'kube-controller-manager health' }],
+    supervise: o.supervise,
+  });
 }

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Connection } from '@temporalio/client';
 import { SEARCH_ATTRIBUTES } from '../../api/search-attributes';
-import { startProcess, type ManagedProcess } from './process';
+import { startProcess, type ManagedProcess, type SuperviseOptions } from './process';
 import { freePort, isListening } from './ports';
 
 export interface TemporalDevServerOptions {
@@ -16,6 +16,8 @@ export interface TemporalDevServerOptions {
   logDir: string;
   /** Remote codec the Web UI calls to show decrypted payloads. */
   uiCodecEndpoint?: string;
+  /** Restart it (same database) when it dies or hangs. */
+  supervise?: SuperviseOptions;
 }
 
 export interface TemporalDevServer {
@@ -60,6 +62,11 @@ export async function startTemporalDevServer(opts: TemporalDevServerOptions): Pr
     logFile: join(opts.logDir, `temporal-${port}.log`),
     ready,
     readyTimeoutMs: 60_000,
+    ports: [
+      { port, what: 'Temporal frontend', flag: '--temporal-port' },
+      ...(opts.uiPort ? [{ port: opts.uiPort, what: 'Temporal Web UI', flag: '--temporal-ui-port' }] : []),
+    ],
+    supervise: opts.supervise,
   });
   return {
     address,

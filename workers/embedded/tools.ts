@@ -7,6 +7,7 @@ export interface ToolPaths {
   temporal: string;
   temporalTestServer: string;
   kubeApiserver: string;
+  kubeControllerManager: string;
   kubectl: string;
   etcd: string;
   openssl: string;
@@ -26,5 +27,8 @@ export function loadToolPaths(): ToolPaths {
   } catch {
     throw new Error(`${file} is missing: run \`npm run setup\` (or \`npm start\` / \`npm test\`, which run it) first`);
   }
-  return JSON.parse(raw) as ToolPaths;
+  const tools = JSON.parse(raw) as Partial<ToolPaths>;
+  const missing = (['temporal', 'kubeApiserver', 'kubeControllerManager', 'kubectl', 'etcd'] as const).filter((k) => !tools[k]);
+  if (missing.length > 0) throw new Error(`${file} names no ${missing.join(', ')} (written by an older setup): run \`npm run setup\` again`);
+  return tools as ToolPaths;
 }

@@ -1,5 +1,6 @@
 import { defineSearchAttributeKey, SearchAttributeType, type SearchAttributeUpdatePair } from '@temporalio/common';
 import { upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { redactBmcAddress } from '../../api/bmc-address-redaction';
 import type { HostState } from '../../api/host';
 import type { SearchAttributeName } from '../../api/search-attributes';
 import type { HostContext } from './operations';
@@ -17,7 +18,7 @@ export function upsertHostSearchAttributes(ctx: HostContext, state: HostState): 
     IronflowNamespace: ctx.ref.namespace,
     IronflowName: ctx.ref.name,
     IronflowState: state,
-    IronflowBmcAddress: ctx.obs.spec.bmc.address,
+    IronflowBmcAddress: redactBmcAddress(ctx.obs.spec.bmc.address),
     IronflowBootMac: ctx.obs.spec.bootMACAddress?.toLowerCase(),
     IronflowCluster: ctx.obs.spec.consumerRef?.name,
   };

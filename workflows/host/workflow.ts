@@ -1,7 +1,16 @@
 /**
  * hostLifecycle: one long-lived workflow per BareMetalHost (id host/<ns>/<name>).
- * This file wires the message handlers and runs the state loop; decisions
- * are in decide.ts, the per-state operations in operations.ts.
+ * This file wires the message handlers and carries out decide.ts's decisions;
+ * transitions are committed in one place (commit). The steps are in
+ * operations.ts.
+ *
+ * Nothing a step does can fail the run: every failure becomes the error
+ * state of the host, retried with backoff, and the writes that record it are
+ * retried until the Kubernetes API takes them. A new run (after a terminate,
+ * reset, failure or a lost Temporal database) starts from the object's
+ * recorded status and adopts the host; every wait checks whether the history
+ * is long enough to continue as new, carrying everything the object does not
+ * record.
  */
 import {
   ApplicationFailure,
@@ -15,27 +24,38 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { AgentReportSignal } from '../../api/agent';
-import type { HostObservation, HostState, HostStatus, HostWorkflowInput } from '../../api/host';
+import type { HostCarried, HostEvent, HostFailure, HostObservation, HostState, HostStatus, HostWorkflowInput } from '../../api/host';
+import type { HostErrorType } from '../../api/errors';
 import { plane } from './activities';
-import { afterRegistration, decideStable, errorTypeFor, holdReason, initialState, isNewerObservation, retryDelayMs, STABLE_STATES } from './decide';
+import { afterStep, decideHost, errorEventReason, errorTypeFor, isNewerObservation, retryDelayMs, specChanged, startingState, type HostFacts, type HostStep } from './decide';
 import { agentReportSignal, approveEraseUpdate, hostObservedSignal, hostStatusQuery, retryNowSignal } from './messages';
 import { HostOperations, OperationInterrupted, type HostContext } from './operations';
 import { upsertHostSearchAttributes } from './search-attributes';
 
-/** Past this many events a resting host continues as new, so histories stay small. */
+/** Past this many events a waiting host continues as new, so histories stay small. */
 const MAX_HISTORY_EVENTS = 2_000;
+/** A run never continues as new before it has done this much (a tiny test limit must not loop). */
+const MIN_HISTORY_BEFORE_CONTINUE = 20;
+/** How long a failed finalizer release waits before it is tried again. */
+const RELEASE_RETRY_MS = 30_000;
 
 function freshStatus(): HostStatus {
+  return { provisioning: { state: 'registering' }, operationalStatus: 'OK', errorCount: 0, poweredOn: false, lastUpdated: new Date().toISOString() };
+}
+
+/** The recorded status as this run's starting point (a copy; odd shapes made safe). */
+function adoptedStatus(recorded: HostStatus): HostStatus {
   return {
-    provisioning: { state: 'registering' },
-    operationalStatus: 'OK',
-    errorCount: 0,
-    poweredOn: false,
-    lastUpdated: new Date().toISOString(),
+    ...recorded,
+    provisioning: { ...recorded.provisioning },
+    operationalStatus: recorded.operationalStatus ?? 'OK',
+    errorCount: Number.isInteger(recorded.errorCount) ? recorded.errorCount : 0,
+    poweredOn: recorded.poweredOn === true,
+    lastUpdated: recorded.lastUpdated ?? new Date().toISOString(),
   };
 }
 
-function failureMessage(err: unknown): { message: string; type?: string } {
+function failureOf(err: unknown): { message: string; type?: string } {
   if (err instanceof ApplicationFailure) return { message: err.message, type: err.type ?? undefined };
   if (err instanceof Error) {
     // ActivityFailure wraps the activity's ApplicationFailure as its cause.
@@ -48,34 +68,51 @@ function failureMessage(err: unknown): { message: string; type?: string } {
 
 export async function hostLifecycle(input: HostWorkflowInput): Promise<HostStatus> {
   const ref = input.ref;
+  const carried = input.carried;
+  const start = carried ? { state: carried.status.provisioning.state, reason: 'continued as new' } : startingState(input.recorded);
   const ctx: HostContext = {
     ref,
     obs: input.observation,
-    obsVersion: 0,
-    status: input.carried ? { ...input.carried } : freshStatus(),
-    reports: [],
-    retryRequested: false,
+    status: carried ? carried.status : input.recorded ? adoptedStatus(input.recorded) : freshStatus(),
+    adopted: carried?.adopted ?? false,
+    everRegistered: carried?.everRegistered ?? start.state !== 'registering',
+    session: carried?.session,
+    reports: carried?.reports ?? [],
+    approval: carried?.approval,
+    awaitingApproval: false,
+    // A continued run carries its session; only a fresh run asks the plane's store.
+    sessionLookedUp: carried !== undefined,
     waitingFor: undefined,
-    approval: undefined,
   };
+  let state: HostState = start.state;
+  let failure: HostFailure | undefined = carried?.failure;
+  // A recorded error from an earlier run is retried now: this run has not tried yet.
+  if (!carried && input.recorded?.errorType) failure = { step: 'register', retryAtMs: Date.now() };
+  let retryRequested = false;
+  /** Bumped by every signal: waits wake on it to re-check continue-as-new and their condition. */
+  let wakeups = 0;
+
+  const ops = new HostOperations(ctx, (pred, timeoutMs) => waitUntil(pred, timeoutMs));
 
   setHandler(hostObservedSignal, (o: HostObservation) => {
+    wakeups++;
     if (!isNewerObservation(ctx.obs, o)) return;
+    // A spec change may be the fix for a failed step: retry it now, not after the backoff.
+    if (specChanged(ctx.obs, o)) retryRequested = true;
     ctx.obs = o;
-    ctx.obsVersion++;
   });
   setHandler(agentReportSignal, (r: AgentReportSignal) => {
-    // Progress lines only update what the status says we wait for; results are kept for the waiter.
+    wakeups++;
     if (r.report.status === 'progress') {
       ctx.waitingFor = `agent ${r.report.type}: ${r.report.message}${r.report.percent !== undefined ? ` (${r.report.percent}%)` : ''}`;
       return;
     }
-    ctx.reports.push(r);
-    if (ctx.reports.length > 16) ctx.reports.shift();
+    ops.acceptReport(r);
   });
   setHandler(retryNowSignal, ({ by }) => {
+    wakeups++;
     log.info('retry requested', { by });
-    ctx.retryRequested = true;
+    retryRequested = true;
   });
   setHandler(
     approveEraseUpdate,
@@ -87,142 +124,192 @@ export async function hostLifecycle(input: HostWorkflowInput): Promise<HostStatu
     {
       validator: ({ approver }) => {
         if (!approver || !approver.trim()) throw new Error('approveErase needs a non-empty approver (who takes responsibility for the erase)');
+        if (!ctx.awaitingApproval) throw new Error(`nothing waits for an erase approval on this host (state ${state}); approve when its status says it waits for one`);
       },
     },
   );
   setHandler(hostStatusQuery, () => ({ ...ctx.status, waitingFor: ctx.waitingFor }));
 
-  const ops = new HostOperations(ctx);
-  let state: HostState = initialState(input.carried);
-  /** Set once registration succeeded in this host's life; a never-registered host needs no power-off on delete. */
-  let everRegistered = state !== 'registering';
+  const carry = (): HostCarried => ({
+    status: ctx.status,
+    adopted: ctx.adopted,
+    everRegistered: ctx.everRegistered,
+    ...(failure ? { failure } : {}),
+    ...(ctx.approval ? { approval: ctx.approval } : {}),
+    ...(ctx.session ? { session: ctx.session } : {}),
+    reports: ctx.reports,
+  });
 
-  /** Commits a transition; `why` stays as errorMessage (maintenance says which disk failed). */
-  const transition = async (next: HostState, reason: string, why?: string) => {
+  async function maybeContinueAsNew(): Promise<void> {
+    const info = workflowInfo();
+    const limit = input.historyLimit ?? MAX_HISTORY_EVENTS;
+    if (info.historyLength < MIN_HISTORY_BEFORE_CONTINUE) return;
+    if (!info.continueAsNewSuggested && info.historyLength <= limit) return;
+    await condition(allHandlersFinished);
+    await continueAsNew<typeof hostLifecycle>({ ref, observation: ctx.obs, carried: carry(), ...(input.historyLimit ? { historyLimit: input.historyLimit } : {}) });
+  }
+
+  /** Every wait of the workflow: wakes on each signal to check continue-as-new, then waits on. */
+  async function waitUntil(pred: () => boolean, timeoutMs?: number): Promise<boolean> {
+    const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+    for (;;) {
+      if (pred()) return true;
+      await maybeContinueAsNew();
+      const left = deadline === undefined ? undefined : deadline - Date.now();
+      if (left !== undefined && left <= 0) return pred();
+      const seen = wakeups;
+      const woke = await condition(() => pred() || wakeups !== seen, left);
+      if (!woke) return pred();
+    }
+  }
+
+  /** Writes status (and events); a refused write is logged and the run goes on (the next write carries it). */
+  async function writeStatus(events: HostEvent[] = []): Promise<void> {
+    ctx.status.lastUpdated = new Date().toISOString();
+    try {
+      await plane.writeHostStatus({ host: ref, status: ctx.status, ...(events.length ? { events } : {}) });
+    } catch (err) {
+      if (err instanceof ContinueAsNew || isCancellation(err)) throw err;
+      log.error('status write refused', { state, error: failureOf(err).message });
+    }
+  }
+
+  /** The one place a transition is committed: state, cleared error, status + event, search attributes. */
+  async function commit(next: HostState, reason: string, event: HostEvent): Promise<void> {
     log.info('transition', { from: state, to: next, reason });
     state = next;
+    failure = undefined;
     ctx.status.provisioning = { ...ctx.status.provisioning, state: next };
     ctx.status.errorType = undefined;
-    ctx.status.errorMessage = why;
+    ctx.status.errorMessage = next === 'maintenance' ? reason : undefined;
     ctx.status.errorCount = 0;
     ctx.status.operationalStatus = next === 'maintenance' ? 'error' : 'OK';
     ctx.waitingFor = undefined;
-    await ops.writeStatus();
     upsertHostSearchAttributes(ctx, next);
-  };
+    await writeStatus([event]);
+  }
+
+  /** A failed step (or a refused one): the error state, its backoff, status + Warning event. */
+  async function fail(step: HostStep, f: { message: string; type?: string }, errorType: HostErrorType): Promise<void> {
+    ctx.status.errorCount += 1;
+    ctx.status.errorType = errorType;
+    ctx.status.errorMessage = f.message;
+    ctx.status.operationalStatus = 'error';
+    const delay = retryDelayMs(ctx.status.errorCount, Math.random(), ctx.obs.deleting);
+    failure = { step, ...(f.type ? { type: f.type } : {}), retryAtMs: Date.now() + delay };
+    // Cleared before the status write: a retryNow sent by someone who saw this error must not be lost.
+    retryRequested = false;
+    log.warn('step failed', { state, step, errorType, errorCount: ctx.status.errorCount, failureType: f.type });
+    await writeStatus([{ type: 'Warning', reason: errorEventReason(errorType), message: f.message }]);
+  }
+
+  const facts = (): HostFacts => ({
+    namespace: ref.namespace,
+    state,
+    obs: ctx.obs,
+    status: ctx.status,
+    adopted: ctx.adopted,
+    everRegistered: ctx.everRegistered,
+    ...(failure ? { failure } : {}),
+    retryRequested,
+    now: Date.now(),
+  });
 
   upsertHostSearchAttributes(ctx, state);
-  await ops.writeStatus();
+  if (!carried) {
+    log.info('run started', { state, reason: start.reason });
+    if (!input.recorded) await writeStatus();
+  }
 
   for (;;) {
-    const hold = holdReason(ctx.obs);
-    if (hold) {
-      ctx.waitingFor = hold;
-      if (ctx.obs.detached && ctx.status.operationalStatus !== 'detached') {
-        ctx.status.operationalStatus = 'detached';
-        await ops.writeStatus();
-      }
-      await condition(() => holdReason(ctx.obs) === undefined);
-      if (ctx.status.operationalStatus === 'detached') ctx.status.operationalStatus = 'OK';
-      ctx.waitingFor = undefined;
-      continue;
-    }
-
-    if (ctx.obs.deleting) {
-      // A detached host is let go without touching the hardware (Metal3 semantics).
-      if (ctx.obs.detached || (state === 'registering' && !everRegistered)) {
-        if (state !== 'deleting') await transition('deleting', ctx.obs.detached ? 'deleted while detached' : 'deleted before registration succeeded: hardware never touched');
-      } else if (state === 'provisioning') {
-        await transition('deprovisioning', 'deleted while provisioning: a partly written disk is erased first');
-      } else if (state === 'registering' || state === 'inspecting') {
-        await transition('powering off before delete', 'deletion requested');
-      }
-    }
-
-    if (state === 'deleting') {
-      await plane.releaseHost({ host: ref });
-      ctx.waitingFor = 'released: finalizer removed';
-      return ctx.status;
-    }
-
+    const d = decideHost(facts());
     try {
-      switch (state) {
-        case 'registering': {
-          await ops.register();
-          everRegistered = true;
-          const next = afterRegistration(ctx.obs, ctx.status);
-          await transition(next.next, next.reason);
-          break;
-        }
-        case 'inspecting':
-          await ops.inspect();
-          await transition('available', 'inspection finished');
-          break;
-        case 'provisioning':
-          await ops.provision();
-          await transition('provisioned', `image ${ctx.status.provisioning.image?.url ?? ''} written and verified`);
-          break;
-        case 'deprovisioning': {
-          const outcome = await ops.deprovision();
-          if (outcome.kind === 'disk-failed') {
-            await transition('maintenance', outcome.message, outcome.message);
-          } else {
-            await transition(ctx.obs.deleting ? 'powering off before delete' : 'available', outcome.message);
+      switch (d.kind) {
+        case 'hold': {
+          ctx.waitingFor = d.reason;
+          if (d.detached && ctx.status.operationalStatus !== 'detached') {
+            ctx.status.operationalStatus = 'detached';
+            // Ironflow lets go: the host's boot entries and agent tokens go too.
+            await plane.forgetHostBoot({ host: ref });
+            ctx.session = undefined;
+            await writeStatus([{ type: 'Normal', reason: 'Detached', message: d.reason }]);
           }
+          await waitUntil(() => decideHost(facts()).kind !== 'hold');
+          if (ctx.status.operationalStatus === 'detached') {
+            ctx.status.operationalStatus = ctx.status.errorType ? 'error' : 'OK';
+            // Whatever happened while detached, confirm it with the BMC before acting again.
+            ctx.adopted = false;
+            await writeStatus([{ type: 'Normal', reason: 'Attached', message: 'detached annotation removed: adopting the host again' }]);
+          }
+          ctx.waitingFor = undefined;
           break;
         }
-        case 'powering off before delete':
-          await ops.setPower('off');
-          await transition('deleting', 'powered off');
+        case 'release': {
+          ctx.waitingFor = d.reason;
+          await plane.forgetHostBoot({ host: ref });
+          if (state !== 'deleting') await commit('deleting', d.reason, d.event);
+          else await writeStatus([d.event]);
+          for (;;) {
+            try {
+              await plane.releaseHost({ host: ref });
+              break;
+            } catch (err) {
+              if (err instanceof ContinueAsNew || isCancellation(err)) throw err;
+              log.error('finalizer release refused; trying again', { error: failureOf(err).message });
+              await waitUntil(() => false, RELEASE_RETRY_MS);
+            }
+          }
+          ctx.waitingFor = 'released: finalizer removed';
+          return ctx.status;
+        }
+        case 'transition':
+          await commit(d.next, d.reason, d.event);
           break;
-        default: {
-          if (!STABLE_STATES.includes(state)) throw ApplicationFailure.nonRetryable(`host workflow reached unknown state ${state}`);
-          const action = decideStable(state, ctx.obs, ctx.status);
-          if (action.kind === 'transition') {
-            await transition(action.next, action.reason);
-          } else if (action.kind === 'power') {
-            await ops.setPower(action.state);
-            if (ctx.status.errorType) {
-              ctx.status.errorType = undefined;
-              ctx.status.errorMessage = undefined;
+        case 'refuse':
+          await fail(d.step, { message: d.message, type: 'SpecInvalid' }, d.errorType);
+          break;
+        case 'wait': {
+          ctx.waitingFor = d.reason;
+          const seen = { wakeups, retry: retryRequested };
+          await waitUntil(() => wakeups !== seen.wakeups || retryRequested !== seen.retry, d.untilMs === undefined ? undefined : Math.max(0, d.untilMs - Date.now()));
+          break;
+        }
+        case 'run': {
+          // Status tells the truth while retrying: the old error is cleared as the retried step starts.
+          if (ctx.status.errorType) {
+            ctx.status.errorType = undefined;
+            ctx.status.errorMessage = undefined;
+            ctx.status.operationalStatus = state === 'maintenance' ? 'error' : 'OK';
+            await writeStatus();
+          }
+          failure = undefined;
+          retryRequested = false;
+          ctx.waitingFor = d.reason;
+          try {
+            const outcome = await ops.run(d.step);
+            const after = afterStep({ state, obs: ctx.obs, status: ctx.status }, d.step, outcome);
+            if (after?.kind === 'transition') {
+              await commit(after.next, after.reason, after.event);
+            } else {
               ctx.status.errorCount = 0;
-              ctx.status.operationalStatus = state === 'maintenance' ? 'error' : 'OK';
+              await writeStatus(d.step === 'power-on' || d.step === 'power-off' ? [{ type: 'Normal', reason: d.step === 'power-on' ? 'PowerOn' : 'PowerOff', message: d.reason }] : []);
             }
-            await ops.writeStatus();
-          } else {
-            ctx.waitingFor = action.reason;
-            if (workflowInfo().continueAsNewSuggested || workflowInfo().historyLength > (input.historyLimit ?? MAX_HISTORY_EVENTS)) {
-              await condition(allHandlersFinished);
-              await continueAsNew<typeof hostLifecycle>({ ref, observation: ctx.obs, carried: ctx.status, historyLimit: input.historyLimit });
+          } catch (err) {
+            if (isCancellation(err) || err instanceof ContinueAsNew) throw err;
+            if (err instanceof OperationInterrupted) {
+              log.info('step interrupted', { state, step: d.step, reason: err.message });
+              break;
             }
-            const seen = ctx.obsVersion;
-            await condition(() => ctx.obsVersion !== seen);
+            await fail(d.step, failureOf(err), errorTypeFor(state, d.step));
           }
+          break;
         }
       }
     } catch (err) {
-      // continueAsNew() works by throwing: it must leave the loop, not become an error state.
+      // Nothing may fail the run: an activity failure outside a step (a refused
+      // write, a plane call) is recorded like a step failure and retried.
       if (isCancellation(err) || err instanceof ContinueAsNew) throw err;
-      if (err instanceof OperationInterrupted) {
-        log.info('operation interrupted', { state, reason: err.message });
-        continue;
-      }
-      const { message, type } = failureMessage(err);
-      const step = ops.lastStep === 'power' || type === 'BmcActionNotApplied' ? 'power' : 'operation';
-      ctx.status.errorCount += 1;
-      ctx.status.errorType = errorTypeFor(state, step);
-      ctx.status.errorMessage = message;
-      ctx.status.operationalStatus = 'error';
-      const delay = retryDelayMs(ctx.status.errorCount);
-      ctx.waitingFor = `${ctx.status.errorType}: retrying in ${Math.round(delay / 1000)} s, on a spec change, or on retryNow`;
-      log.warn('step failed', { state, errorType: ctx.status.errorType, errorCount: ctx.status.errorCount, failureType: type });
-      // Cleared before the status write: a retryNow sent by someone who saw
-      // this error in the status must not be lost.
-      ctx.retryRequested = false;
-      const seen = ctx.obsVersion;
-      await ops.writeStatus();
-      await condition(() => ctx.retryRequested || ctx.obsVersion !== seen, delay);
-      ctx.retryRequested = false;
+      await fail(d.kind === 'run' || d.kind === 'refuse' ? d.step : 'register', failureOf(err), errorTypeFor(state, 'register'));
     }
   }
 }

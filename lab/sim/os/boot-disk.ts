@@ -8,10 +8,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { LabServer } from '../../../api/lab';
-// The workload cluster's API server is the same envtest the plane embeds (an
-// exception to lab/ importing only api/: one way to run kube-apiserver, not two).
-import { startKubeApiserver, type KubeApiserver } from '../../../workers/embedded/kube-apiserver';
-import { loadToolPaths } from '../../../workers/embedded/tools';
+import { startWorkloadApiserver, type WorkloadApiserver } from './workload-apiserver';
 import { labDiskBytes } from '../sysroot';
 import { findRootDisk, type OsRole } from './disk';
 import { runNodeAgent } from './node-agent';
@@ -43,7 +40,7 @@ export const clusterKubeconfigPath = (clustersDir: string, cluster: string) => j
 
 export function bootDisk(o: BootDiskOptions): LabOs {
   const ac = new AbortController();
-  let apiserver: KubeApiserver | undefined;
+  let apiserver: WorkloadApiserver | undefined;
   let agent: Promise<void> | undefined;
   const log = (l: string) => o.log?.(`${o.server.name} os: ${l}`);
 
@@ -57,12 +54,11 @@ export function bootDisk(o: BootDiskOptions): LabOs {
     let kubeconfigPath = ud.controlPlaneKubeconfig ?? clusterKubeconfigPath(clustersDir, ud.cluster);
     let apiserverStartMs: number | undefined;
     if (ud.role === 'control-plane') {
-      const tools = loadToolPaths();
       const dir = join(o.workDir, 'os', 'control-plane');
       kubeconfigPath = clusterKubeconfigPath(clustersDir, ud.cluster);
       await mkdir(join(clustersDir, ud.cluster), { recursive: true });
       const t0 = Date.now();
-      apiserver = await startKubeApiserver({ kubeApiserverBinary: tools.kubeApiserver, etcdBinary: tools.etcd, dataDir: join(dir, 'data'), logDir: join(dir, 'logs'), kubeconfigPath });
+      apiserver = await startWorkloadApiserver({ dataDir: join(dir, 'data'), logDir: join(dir, 'logs'), kubeconfigPath });
       apiserverStartMs = Date.now() - t0;
       if (ac.signal.aborted) {
         await apiserver.stop();
