@@ -1,28 +1,27 @@
 import type { KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { HostActivities } from '../api/host-activities';
-import { createAgentActivities } from './agent/activities';
-import type { AgentCommandStore } from './agent/commands';
-import type { AgentTokenStore } from './agent/tokens';
+import type { ImageSource } from './agent/image-evidence';
+import { createSessionActivities } from './agent/session-activities';
+import type { SessionStore } from './agent/session-store';
 import { createBmcActivities } from './bmc/activities';
 import { createDiagnosticActivities } from './diagnostics/probe';
 import { type BmcCredentialsReader, kubeBmcCredentialsReader } from './k8s/bmc-credentials';
 import { createHostObjectActivities } from './k8s/host-object';
 import { kubeUserDataReader } from './k8s/user-data';
 import { createPxeActivities } from './pxe/activities';
-import type { BootRegistry } from './pxe/boot-registry';
 
 /**
  * What the activities need: the management cluster, and the provisioning
- * services' in-memory stores (which must live in the same process as the
- * HTTP server that serves the agent API and boot scripts).
+ * services' session store and image reader (which must live in the same
+ * process as the HTTP server that serves the agent API and boot scripts:
+ * workers/provisioning.ts `activityDeps`).
  */
 export interface ActivityDeps {
   kc: KubeConfig;
   log: Logger;
-  registry: BootRegistry;
-  tokens: AgentTokenStore;
-  commands: AgentCommandStore;
+  sessions: SessionStore;
+  images: ImageSource;
   /** Defaults to reading Kubernetes Secrets. */
   credentials?: BmcCredentialsReader;
   /** PEM CAs trusted for BMC HTTPS beside the system ones. */
@@ -36,8 +35,8 @@ export function createActivities(deps: ActivityDeps) {
   const activities = {
     ...createDiagnosticActivities(),
     ...createBmcActivities({ credentials: deps.credentials ?? kubeBmcCredentialsReader(deps.kc), log: deps.log.child({ component: 'bmc' }), caBundle: deps.bmcCaBundle, loopbackOnly: deps.bmcLoopbackOnly }),
-    ...createPxeActivities({ registry: deps.registry, log: deps.log.child({ component: 'pxe' }) }),
-    ...createAgentActivities({ commands: deps.commands, tokens: deps.tokens, userData: kubeUserDataReader(deps.kc), log: deps.log.child({ component: 'agent' }) }),
+    ...createPxeActivities({ sessions: deps.sessions, log: deps.log.child({ component: 'pxe' }) }),
+    ...createSessionActivities({ sessions: deps.sessions, images: deps.images, userData: kubeUserDataReader(deps.kc), log: deps.log.child({ component: 'agent' }) }),
     ...createHostObjectActivities({ kc: deps.kc }),
   };
   // The host workflow's contract, checked at compile time.

@@ -4,7 +4,12 @@
 # every path goes through SYSROOT (empty = the real /), so /proc/cmdline is
 # "$SYSROOT/proc/cmdline" and disks are "$SYSROOT/dev/<name>".
 #
-#   lookup (MACs) -> token -> poll command -> run it -> report -> poll ...
+#   token from /proc/cmdline -> lookup (who am I) -> poll command -> run it
+#   -> report -> poll (one command per boot; after it the agent idles until
+#   the plane powers the machine off or reboots it)
+#
+# The token (ironflow.token=) comes ONLY from the kernel command line of the
+# per-boot iPXE script, which Ironflow serves once; no API call hands it out.
 #
 # Environment (all optional; defaults suit a real ramdisk):
 #   SYSROOT                     root of /proc, /sys, /dev (lab: a directory)
@@ -14,8 +19,9 @@
 #   IRONFLOW_IMAGE_TIMEOUT      seconds for the whole image download (3600)
 #   IRONFLOW_MAX_POLLS          stop after this many polls, 0 = never (0)
 # Exit codes: 97 = power off requested in the lab (SYSROOT set), 2 = bad
-# cmdline, 3 = lookup refused or API unreachable, 4 = token no longer valid
-# (a newer boot was prepared), 5 = poll limit reached.
+# cmdline (no ironflow.api= or ironflow.token=), 3 = API unreachable,
+# 4 = token refused or no longer valid (a newer boot was prepared, or the
+# plane ended this one), 5 = poll limit reached.
 set -u
 
 SYSROOT=${SYSROOT:-}
@@ -31,37 +37,34 @@ BACKOFF_MAX=${IRONFLOW_BACKOFF_MAX:-30}
 HTTP_TIMEOUT=${IRONFLOW_HTTP_TIMEOUT:-30}
 IMAGE_TIMEOUT=${IRONFLOW_IMAGE_TIMEOUT:-3600}
 MAX_POLLS=${IRONFLOW_MAX_POLLS:-0}
-TOKEN=""
 
-API="" BOOT=""
+API="" BOOT="" TOKEN=""
 for word in $(cat "$SYSROOT/proc/cmdline"); do
   case "$word" in
     ironflow.api=*) API=${word#*=} ;;
     ironflow.boot=*) BOOT=${word#*=} ;;
+    ironflow.token=*) TOKEN=${word#*=} ;;
   esac
 done
 API=${API%/}
 if [ -z "$API" ]; then log "no ironflow.api= on $SYSROOT/proc/cmdline: boot this ramdisk through Ironflow's PXE scripts"; exit 2; fi
+if [ -z "$TOKEN" ]; then log "no ironflow.token= on $SYSROOT/proc/cmdline: boot this ramdisk through Ironflow's per-boot PXE script"; exit 2; fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/ironflow-agent.XXXXXX")
 # The token and user data only ever touch $WORK (tmpfs in the ramdisk).
 trap 'rm -rf "$WORK"' EXIT
 
+# lookup: the token says which host and boot this is (the API tells, it never hands out tokens).
 lookup() {
-  macs="" 
-  for m in $(list_nics | cut -d' ' -f2); do macs="$macs${macs:+,}$(json_str "$m")"; done
-  printf '{"macs":[%s]%s}' "$macs" "${BOOT:+,\"bootId\":$(json_str "$BOOT")}" >"$WORK/lookup.json"
+  printf '{%s}' "${BOOT:+\"bootId\":$(json_str "$BOOT")}" >"$WORK/lookup.json"
   if ! resp=$(with_backoff "$MAX_ATTEMPTS" api_call POST /v1/agent/lookup "$WORK/lookup.json"); then
     last_status
     case "$HTTP_STATUS" in
-      404) log "lookup: Ironflow knows none of these MACs ($macs)" ;;
-      409) log "lookup: a token was already issued for boot $BOOT; only a new boot gets a new one" ;;
-      403) log "lookup: boot $BOOT is not the boot Ironflow prepared for this host (stale agent)" ;;
-      *) log "lookup: $API unreachable after $MAX_ATTEMPTS tries (HTTP $HTTP_STATUS)" ;;
+      401) log "lookup: Ironflow does not know this boot's token (its boot was replaced or forgotten)"; exit 4 ;;
+      403) log "lookup: boot $BOOT has ended or its token belongs elsewhere (stale agent)"; exit 4 ;;
+      *) log "lookup: $API unreachable after $MAX_ATTEMPTS tries (HTTP $HTTP_STATUS)"; exit 3 ;;
     esac
-    exit 3
   fi
-  TOKEN=$(jget_str "$resp" token)
   HOST_PATH="/v1/agent/hosts/$(jget_str "$resp" namespace)/$(jget_str "$resp" name)"
   POLL=$(jget_num "$resp" pollIntervalSeconds); POLL=${POLL:-5}
   [ -n "$BOOT" ] || BOOT=$(jget_str "$resp" bootId)
@@ -101,7 +104,7 @@ while :; do
   case "$type" in
     inspect) cmd_inspect "$id" ;;
     deploy) cmd_deploy "$id" "$resp" ;;
-    erase) cmd_erase "$id" "$(jget_str "$resp" mode)" ;;
+    erase) cmd_erase "$id" "$resp" ;;
     poweroff) poweroff_now "$id" ;;
     *) report_failed "$id" "$type" "this agent does not know command type '$type'" ;;
   esac

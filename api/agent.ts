@@ -1,32 +1,36 @@
 /**
  * The ramdisk agent's protocol with Ironflow (HTTP, JSON), modelled on
- * Ironic's agent: lookup by MAC issues a per-boot token ONCE; every later
- * call carries it in the `X-Ironflow-Agent-Token` header and is refused
- * (401) without it, or (403) when it belongs to another host or boot.
+ * Ironic's agent, but stricter: the token is NEVER handed out on request.
+ * It reaches the ramdisk on the kernel command line (`ironflow.token=`,
+ * api/pxe.ts AGENT_CMDLINE) of a per-boot iPXE script that is served once;
+ * every call carries it in the `X-Ironflow-Agent-Token` header and is refused
+ * (401) without it, or (403) when it belongs to another host or an ended boot.
  *
- *   POST /v1/agent/lookup                         {macs, bootId?} -> LookupResponse
+ *   POST /v1/agent/lookup                         {bootId?} -> LookupResponse (who the token belongs to)
  *   GET  /v1/agent/hosts/:ns/:name/command        -> { command: AgentCommand }
  *   POST /v1/agent/hosts/:ns/:name/reports        AgentReport -> 204
  *   GET  /v1/agent/hosts/:ns/:name/user-data      -> the user data bytes (deploy only)
  *
- * Reports are forwarded to the host workflow as the `agentReport` signal.
- * Nothing here carries a secret except the token header and user data, which
- * never enter workflow history.
+ * One token = one host, one boot, one command. Final reports are checked
+ * (evidence, see VerifyRegions) and kept in the plane's durable session
+ * store before the agent gets 204; they reach the host workflow as the
+ * `agentReport` signal (redelivered until Temporal takes them). Progress
+ * reports are coalesced in the plane (at most one signal per session per
+ * interval). Nothing here carries a secret except the token header and user
+ * data, which never enter workflow history.
  */
 
 export const AGENT_TOKEN_HEADER = 'x-ironflow-agent-token';
 export const AGENT_API_PREFIX = '/v1/agent';
 
 export interface LookupRequest {
-  macs: string[];
+  /** The boot id from the kernel command line; a mismatch with the token's boot is refused (403). */
   bootId?: string;
 }
 export interface LookupResponse {
   namespace: string;
   name: string;
   bootId: string;
-  /** Issued once per boot; a second lookup for the same boot gets 409. */
-  token: string;
   /** Seconds between command polls. */
   pollIntervalSeconds: number;
 }
@@ -162,9 +166,9 @@ export interface AgentReportSignal {
   receivedAt: string;
   /**
    * Set when the plane ended the session itself (its iPXE script was fetched
-   * twice, a lookup came for a boot that was not waiting, evidence did not
-   * match): `report` is then a 'failed' report naming why, and the workflow
-   * retries the operation with a fresh boot.
+   * a second time, so the token may be in other hands; or its final reports
+   * failed the evidence check repeatedly): `report` is then a 'failed' report
+   * naming why, and the workflow retries the operation with a fresh boot.
    */
   invalidated?: boolean;
 }
@@ -174,11 +178,15 @@ export interface AgentReportSignal {
  * plane keeps sessions in a durable store (they survive a plane restart), and
  * that store is the one source of which boot of a host is current.
  *
- *   prepared  -> the per-boot iPXE script (token on its kernel command line) not yet served
- *   booting   -> the script was served (once); waiting for the agent's first call
+ *   prepared  -> the per-boot iPXE script not yet served; no token exists yet (it is
+ *                minted when the script is served, so no plaintext token rests on disk)
+ *   booting   -> the script (token on its kernel command line) was served, once;
+ *                waiting for the agent's first call
  *   running   -> the agent called in with the token
  *   finished  -> the final report for the command was accepted (kept in `report`)
- *   invalidated -> ended by the plane (see invalidatedReason); its token no longer works
+ *   invalidated -> ended by the plane (see invalidatedReason); its token no longer works.
+ *                A session replaced by a newer one of the same host (a new boot was
+ *                prepared) ends this way too, without a signal: the workflow asked for it.
  */
 export type AgentSessionState = 'prepared' | 'booting' | 'running' | 'finished' | 'invalidated';
 

@@ -42,7 +42,7 @@ export interface BmcSetPowerInput extends BmcTarget {
   softTimeoutSeconds?: number;
 }
 
-export interface HostActivities {
+export interface HostActivities extends HostAgentSessionActivities {
   /** Registration: credentials resolve and the BMC answers; reads power state and identity only (no inventory walk). */
   bmcCheckAccess(input: BmcTarget): Promise<{ poweredOn: boolean } & BmcIdentity>;
   /** Acts, then polls until the BMC shows `state` (heartbeats); no-op if already there. */
@@ -51,12 +51,22 @@ export interface HostActivities {
   bmcReboot(input: BmcTarget): Promise<void>;
   bmcSetNextBoot(input: BmcTarget & { target: BootTarget; persistent: boolean }): Promise<unknown>;
 
-  /** Registers what `mac` boots next; a new bootId invalidates the previous boot's agent token. */
+  /**
+   * Registers what `mac` boots next (modes 'disk' and 'none'; 'agent' only for
+   * sendAgentCommand below). A new boot ends the host's current agent session
+   * (its token stops working). Claims the MAC for the host if nobody holds it.
+   */
   prepareBoot(input: { host: HostRef; mac: string; mode: BootMode; renew?: boolean }): Promise<{ bootId: string }>;
+  /** Forgets what `mac` boots next (the host keeps its claim on the MAC). */
   clearBoot(input: { host: HostRef; mac: string }): Promise<unknown>;
 
-  /** Queues a command for the agent of this boot; the result arrives as the agentReport signal. */
-  sendAgentCommand(input: { host: HostRef; bootId: string; command: AgentCommand; userData?: { namespace: string; name: string } }): Promise<void>;
+  /**
+   * Transitional (until the workflow calls startAgentSession): starts the
+   * agent session of a boot prepared with prepareBoot(mode 'agent'), exactly
+   * as startAgentSession does but on that bootId. User data only from the
+   * host's own namespace.
+   */
+  sendAgentCommand(input: { host: HostRef; bootId: string; command: AgentCommand; userData?: { namespace: string; name: string }; inspectedDisks?: ExpectedDisk[] }): Promise<void>;
 
   /** Writes status to the BareMetalHost status subresource (idempotent), and the events of this step. */
   writeHostStatus(input: { host: HostRef; status: HostStatus; events?: HostEvent[] }): Promise<void>;
@@ -65,34 +75,43 @@ export interface HostActivities {
 }
 
 /**
- * Agent sessions (replacing prepareBoot(mode 'agent') + sendAgentCommand):
- * being built; HostActivities extends this once the plane serves them.
+ * Agent sessions (replacing prepareBoot(mode 'agent') + sendAgentCommand),
+ * served by activities/agent/session-activities.ts over the plane's durable
+ * session store (activities/agent/session-store.ts).
  */
 export interface HostAgentSessionActivities {
   /**
    * Starts one agent session: a fresh boot of `mac` for exactly `command`,
-   * its token minted and put on the kernel command line of a per-boot iPXE
-   * script that is served once, the command queued, everything persisted in
-   * the plane's session store. Idempotent by command.id (a retry returns the
-   * same bootId). Refuses user data from another namespace. `inspectedDisks`
-   * is what reports are checked against (disk serial and size).
+   * persisted in the plane's session store. The token is minted when the
+   * per-boot iPXE script is served (once) and rides on its kernel command
+   * line. Idempotent by command.id (a retry returns the same bootId, even
+   * after the session finished). The plane sets `verify` (and `disks` for
+   * erase) itself; values passed in are replaced. Refuses user data from
+   * another namespace and rootDeviceHints out of bounds (non-retryable).
+   * `inspectedDisks` is what reports are checked against (disk serial and size).
+   * The MAC is claimed for the host if nobody holds it.
    */
   startAgentSession(input: {
     host: HostRef;
     mac: string;
     command: AgentCommand;
-    /** Secret with the user data, in the host's own namespace. */
-    userData?: { name: string };
+    /**
+     * Secret with the user data, in the host's own namespace. `namespace` is
+     * accepted only to be refused when it names another namespace (as
+     * spec.userData.namespace may): Secrets are never read across namespaces.
+     */
+    userData?: { name: string; namespace?: string };
+    /** Required for erase (the disks erased, by serial, and checked); optional for deploy (the root device is checked against it). */
     inspectedDisks?: ExpectedDisk[];
   }): Promise<{ bootId: string }>;
   /**
    * What the plane's durable session store knows of a command, or without
-   * commandId of the host's current session (undefined = none).
+   * commandId of the host's latest session: its current one, else the last
+   * that ended (undefined = none).
    */
   getAgentSession(input: { host: HostRef; commandId?: string }): Promise<AgentSessionView | undefined>;
   /** Claims `mac` for this host for the object's lifetime (refused when another host, or another namespace, holds it). */
   claimBootMac(input: { host: HostRef; mac: string }): Promise<void>;
   /** Every exit path: drops the host's boot entries, sessions (tokens) and MAC claims. Idempotent. */
   forgetHostBoot(input: { host: HostRef }): Promise<void>;
-
 }

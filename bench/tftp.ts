@@ -27,7 +27,7 @@ import * as path from 'node:path';
 import * as tftp from 'node-tftp';
 import pino from 'pino';
 import { request } from 'undici';
-import { BootRegistry } from '../activities/pxe/boot-registry';
+import { SessionStore } from '../activities/agent/session-store';
 import { start as startHttpBoot } from '../activities/pxe/http-boot';
 import { startTftpServer } from '../activities/pxe/tftp-server';
 import { compare, freePort } from './lib/measure';
@@ -48,7 +48,7 @@ async function child(kind: string, root: string): Promise<void> {
     const s = await startTftpServer({ host: '127.0.0.1', port: 0, root, log });
     process.send!({ port: s.port });
   } else {
-    const s = await startHttpBoot({ host: '127.0.0.1', port: 0, filesDir: root, registry: await BootRegistry.open(), log });
+    const s = await startHttpBoot({ host: '127.0.0.1', port: 0, filesDir: root, sessions: await SessionStore.open(), log });
     process.send!({ port: s.port });
   }
 }

@@ -15,15 +15,25 @@
  * machine's SMBIOS UUID; a PXE request carries only the MAC, so the name is
  * derived from it: 52:54:00:12:34:56 -> mac-52-54-00-12-34-56.
  *
- * A MAC that is registered to a BareMetalHost (the boot registry has an
- * entry for it) never gets a Server; one created before it was registered is
+ * A MAC that is registered to a BareMetalHost (a boot or a claim in the
+ * session store) never gets a Server; one created before it was registered is
  * left as it is for the operator to delete.
+ *
+ * Bounded (issue 13: 20k PXE requests from random MACs made 5,025 Servers):
+ * the session store keeps at most a capped number of unknown MACs and takes
+ * new ones at a limited rate (activities/agent/discovery-book.ts), and this
+ * reporter creates no Server while `maxServers` (default 256) discovered
+ * Servers exist (counted on the API server each sync, label
+ * ironflow.dev/discovered=true). MACs beyond either bound are logged and
+ * counted, never stored or created; the operator makes room by deleting or
+ * registering Servers.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CustomObjectsApi, type KubeConfig, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { normalizeMac } from '../api/pxe';
-import type { BootRegistry, DiscoveredMac } from '../activities/pxe/boot-registry';
+import type { DiscoveredMac } from '../activities/agent/session-state';
+import type { SessionStore } from '../activities/agent/session-store';
 
 export const SERVER_RESOURCE = { group: 'metal.sidero.dev', version: 'v1alpha2', plural: 'servers' } as const;
 
@@ -43,7 +53,9 @@ export const DISCOVERY_KEYS = {
 
 export interface DiscoveryReporterOptions {
   kc: KubeConfig;
-  registry: BootRegistry;
+  sessions: Pick<SessionStore, 'discovered' | 'isRegisteredMac' | 'discovery'>;
+  /** Most discovered Servers that may exist (created by any reporter); default 256. */
+  maxServers?: number;
   /** Time between syncs; default 2000 ms. */
   intervalMs?: number;
   /**
@@ -104,6 +116,9 @@ export function startDiscoveryReporter(o: DiscoveryReporterOptions): DiscoveryRe
   const log = o.log.child({ component: 'discovery' });
   const intervalMs = o.intervalMs ?? 2000;
   const maxWrites = o.maxWritesPerSync ?? 100;
+  const maxServers = o.maxServers ?? 256;
+  let lastDropped = { droppedCap: 0, droppedRate: 0 };
+  let capWarnedAt = 0;
   // What the Server of each MAC last showed (count + lastSeen), so an idle
   // MAC costs no API call. Empty after a restart: the first sync then creates
   // (409 = already there) and refreshes each MAC once.
@@ -129,22 +144,57 @@ export function startDiscoveryReporter(o: DiscoveryReporterOptions): DiscoveryRe
     }
   }
 
+  /**
+   * Discovered Servers on the API server now (bounded read: cap + 1 is enough
+   * to know). A 429 (an API server still filling its cache) is waited out
+   * briefly; any other failure fails the sync, which creates nothing then.
+   */
+  async function countServers(): Promise<number> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const list = (await api.listClusterCustomObject({ ...SERVER_RESOURCE, labelSelector: `${DISCOVERY_KEYS.discoveredLabel}=true`, limit: maxServers + 1 })) as { items: unknown[]; metadata?: { remainingItemCount?: number } };
+        return list.items.length + (list.metadata?.remainingItemCount ?? 0);
+      } catch (err) {
+        if (statusCode(err) !== 429 || attempt >= 5) throw err;
+        await sleep(500 * attempt);
+      }
+    }
+  }
+
   async function sync(): Promise<number> {
     let writes = 0;
     let created = 0;
-    // Most recently seen first (BootRegistry.discovered), so the bound favours live machines.
-    for (const d of o.registry.discovered()) {
+    const stats = o.sessions.discovery.stats();
+    if (stats.droppedCap !== lastDropped.droppedCap || stats.droppedRate !== lastDropped.droppedRate) {
+      log.warn(
+        { droppedByCap: stats.droppedCap - lastDropped.droppedCap, droppedByRate: stats.droppedRate - lastDropped.droppedRate, totalDropped: stats.droppedCap + stats.droppedRate, recorded: stats.records, limits: o.sessions.discovery.limits },
+        'unknown MACs not recorded (discovery cap or rate limit): a flood of made-up MACs, or more new machines than the limits allow',
+      );
+      lastDropped = { droppedCap: stats.droppedCap, droppedRate: stats.droppedRate };
+    }
+    const pending = o.sessions.discovered().filter((d) => !o.sessions.isRegisteredMac(d.mac) && written.get(d.mac) !== stamp(d));
+    if (!pending.length) return 0;
+    let servers = pending.some((d) => !written.has(d.mac)) ? await countServers() : 0;
+    let skippedForCap = 0;
+    // Most recently seen first (SessionStore.discovered), so the bounds favour live machines.
+    for (const d of pending) {
       if (writes >= maxWrites) {
         log.warn({ maxWritesPerSync: maxWrites }, `more than ${maxWrites} discovered MACs to report; the rest wait for the next sync`);
         break;
       }
       // Registered between the snapshot and now: it belongs to a BareMetalHost, not to discovery.
-      if (o.registry.get(d.mac)) continue;
-      if (written.get(d.mac) === stamp(d)) continue;
+      if (o.sessions.isRegisteredMac(d.mac)) continue;
+      if (!written.has(d.mac) && servers >= maxServers) {
+        skippedForCap++;
+        continue;
+      }
       writes++;
       try {
         if (!written.has(d.mac)) {
-          if (await create(d)) created++;
+          if (await create(d)) {
+            created++;
+            servers++;
+          }
         } else {
           try {
             await patchAnnotations(d);
@@ -160,6 +210,10 @@ export function startDiscoveryReporter(o: DiscoveryReporterOptions): DiscoveryRe
         const hint = code === 404 ? ': is the metal.sidero.dev Server CRD installed (api/crds/upstream/metal.sidero.dev_servers.yaml)?' : '';
         log.warn({ err, mac: d.mac, server: serverNameForMac(d.mac), status: code }, `could not report discovered MAC ${d.mac} as Server ${serverNameForMac(d.mac)}${hint}`);
       }
+    }
+    if (skippedForCap && Date.now() - capWarnedAt > 60_000) {
+      capWarnedAt = Date.now();
+      log.warn({ skipped: skippedForCap, maxServers }, `${skippedForCap} discovered MACs not reported: ${maxServers} discovered Servers exist (the cap); delete or register some (kubectl get servers -l ${DISCOVERY_KEYS.discoveredLabel}=true)`);
     }
     return created;
   }

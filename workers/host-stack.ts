@@ -85,11 +85,12 @@ export async function startHostStack(o: HostStackOptions): Promise<HostStack> {
       filesDir,
       ...o.provisioning,
       client: o.client,
+      kc: o.kc,
       log: o.log,
     });
     undo.push(() => provisioning.stop());
     // Unknown MACs that PXE-booted become unaccepted Servers (workers/discovery.ts).
-    const discovery = startDiscoveryReporter({ kc: o.kc, registry: provisioning.registry, log: o.log });
+    const discovery = startDiscoveryReporter({ kc: o.kc, sessions: provisioning.sessions, log: o.log });
     undo.push(() => discovery.stop());
 
     const worker = await createLifecycleWorker({
@@ -98,7 +99,7 @@ export async function startHostStack(o: HostStackOptions): Promise<HostStack> {
       taskQueue: o.taskQueue ?? TASK_QUEUES.lifecycle,
       workflowBundle: o.workflowBundle,
       dataConverter: o.dataConverter,
-      deps: { kc: o.kc, log: o.log, registry: provisioning.registry, tokens: provisioning.tokens, commands: provisioning.commands, bmcLoopbackOnly: o.bmcLoopbackOnly },
+      deps: { kc: o.kc, log: o.log, ...provisioning.activityDeps, bmcLoopbackOnly: o.bmcLoopbackOnly },
     });
     const running = worker.run();
     running.catch((err: unknown) => o.log.error({ err }, 'lifecycle worker stopped with an error'));

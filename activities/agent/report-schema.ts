@@ -7,13 +7,16 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import type { AgentReport } from '../../api/agent';
 
-const str = { type: 'string', minLength: 1, maxLength: 4096 } as const;
-const nat = { type: 'integer', minimum: 0 } as const;
-const iso = { type: 'string', pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' } as const;
+/** Every field bounded: a report is at most a few hundred KiB of JSON (the route's body limit), and every string short. */
+const str = { type: 'string', minLength: 1, maxLength: 256 } as const;
+const text = { type: 'string', maxLength: 256 } as const;
+const nat = { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } as const;
+const sha256 = { type: 'string', pattern: '^[0-9a-f]{64}$' } as const;
+const iso = { type: 'string', maxLength: 40, pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' } as const;
 const COMMAND_TYPES = ['none', 'inspect', 'deploy', 'erase', 'poweroff'];
 
 const head = {
-  commandId: str,
+  commandId: { type: 'string', minLength: 1, maxLength: 128 },
   type: { enum: COMMAND_TYPES },
   status: { enum: ['ok', 'progress', 'failed'] },
 } as const;
@@ -27,23 +30,25 @@ const obj = (properties: Record<string, unknown>, required: string[]) => ({
 
 const inspection = obj(
   {
-    cpu: obj({ arch: { type: 'string' }, model: { type: 'string' }, count: nat, mhz: { type: 'number' } }, ['arch', 'model', 'count']),
+    cpu: obj({ arch: text, model: text, count: { type: 'integer', minimum: 0, maximum: 65536 }, mhz: { type: 'number', minimum: 0, maximum: 1e6 } }, ['arch', 'model', 'count']),
     memoryMiB: nat,
     disks: {
       type: 'array',
+      maxItems: 256,
       items: obj(
         {
-          name: str, sizeBytes: nat, serialNumber: { type: 'string' }, model: { type: 'string' }, vendor: { type: 'string' },
-          rotational: { type: 'boolean' }, wwn: { type: 'string' }, hctl: { type: 'string' },
+          name: str, sizeBytes: nat, serialNumber: text, model: text, vendor: text,
+          rotational: { type: 'boolean' }, wwn: text, hctl: text,
         },
         ['name', 'sizeBytes', 'serialNumber', 'model', 'rotational'],
       ),
     },
     nics: {
       type: 'array',
-      items: obj({ name: str, mac: { type: 'string', pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$' }, ip: { type: 'string' }, speedMbps: nat }, ['name', 'mac']),
+      maxItems: 128,
+      items: obj({ name: str, mac: { type: 'string', pattern: '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$' }, ip: { type: 'string', maxLength: 64 }, speedMbps: nat }, ['name', 'mac']),
     },
-    system: obj({ manufacturer: { type: 'string' }, productName: { type: 'string' }, serialNumber: { type: 'string' } }, []),
+    system: obj({ manufacturer: text, productName: text, serialNumber: text }, []),
     bootMode: { enum: ['UEFI', 'legacy'] },
   },
   ['cpu', 'memoryMiB', 'disks', 'nics', 'system'],
@@ -52,6 +57,9 @@ const inspection = obj(
 const deploy = obj(
   {
     rootDevice: str,
+    rootDeviceSerial: text,
+    rootDeviceSizeBytes: nat,
+    sampleSha256: sha256,
     bytesWritten: nat,
     checksumType: { enum: ['sha256', 'sha512'] },
     checksum: { type: 'string', pattern: '^[0-9a-f]{64}([0-9a-f]{64})?$' },
@@ -65,10 +73,12 @@ const erase = obj(
     mode: { enum: ['metadata', 'full', 'secure'] },
     disks: {
       type: 'array',
+      maxItems: 256,
       items: obj(
         {
-          disk: str, serialNumber: { type: 'string' }, method: { enum: ['metadata', 'overwrite', 'secure-erase', 'discard'] },
-          result: { enum: ['ok', 'failed'] }, verified: { type: 'boolean' }, detail: { type: 'string' }, finishedAt: iso,
+          disk: str, serialNumber: text, method: { enum: ['metadata', 'overwrite', 'secure-erase', 'discard'] },
+          result: { enum: ['ok', 'failed'] }, verified: { type: 'boolean' }, sizeBytes: nat, sampleSha256: sha256,
+          detail: { type: 'string', maxLength: 1024 }, finishedAt: iso,
         },
         ['disk', 'serialNumber', 'method', 'result', 'verified', 'finishedAt'],
       ),
@@ -81,19 +91,25 @@ const ajv = new Ajv({ allErrors: false, strict: true });
 const compile = (s: object) => ajv.compile(s);
 const validators = {
   head: compile({ type: 'object', properties: head, required: ['commandId', 'type', 'status'] }),
-  progress: compile(obj({ ...head, message: { type: 'string', maxLength: 4096 }, percent: { type: 'number', minimum: 0, maximum: 100 } }, ['commandId', 'type', 'status', 'message'])),
-  failed: compile(obj({ ...head, message: { type: 'string', maxLength: 16384 }, failedDisk: str }, ['commandId', 'type', 'status', 'message'])),
+  progress: compile(obj({ ...head, message: { type: 'string', maxLength: 512 }, percent: { type: 'number', minimum: 0, maximum: 100 } }, ['commandId', 'type', 'status', 'message'])),
+  failed: compile(obj({ ...head, message: { type: 'string', maxLength: 4096 }, failedDisk: str }, ['commandId', 'type', 'status', 'message'])),
   inspect: compile(obj({ ...head, data: inspection }, ['commandId', 'type', 'status', 'data'])),
   deploy: compile(obj({ ...head, data: deploy }, ['commandId', 'type', 'status', 'data'])),
   erase: compile(obj({ ...head, data: erase }, ['commandId', 'type', 'status', 'data'])),
 } satisfies Record<string, ValidateFunction>;
 
+/**
+ * The sentence for the first error. It names schema fields only: an
+ * instancePath is made of schema property names and array indexes (a path
+ * into a property the schema does not know fails as additionalProperties
+ * first), and the name of an unknown property is NOT repeated (nothing a
+ * client sends is echoed).
+ */
 function describe(errors: ErrorObject[] | null | undefined): string {
   const e = errors?.[0];
   if (!e) return 'invalid report';
-  const field = e.keyword === 'required' ? `${e.instancePath}/${(e.params as { missingProperty: string }).missingProperty}`
-    : e.keyword === 'additionalProperties' ? `${e.instancePath}/${(e.params as { additionalProperty: string }).additionalProperty}`
-    : e.instancePath || '/';
+  if (e.keyword === 'additionalProperties') return `report field ${e.instancePath || '/'}: has a property the protocol does not define (api/agent.ts)`;
+  const field = e.keyword === 'required' ? `${e.instancePath}/${(e.params as { missingProperty: string }).missingProperty}` : e.instancePath || '/';
   return `report field ${field}: ${e.message ?? 'is invalid'}`;
 }
 

@@ -1,16 +1,21 @@
 /**
  * Temporal activities the host workflow uses to say what a machine boots
- * next. They touch only the boot registry (memory + its JSON file); the HTTP
- * server reads the same registry when the machine asks for its script.
- * No secrets: a boot id is an identifier, the agent's token comes from the
- * agent API's lookup.
+ * next, over the plane's durable session store
+ * (activities/agent/session-store.ts), which the HTTP server reads when the
+ * machine asks for its script. No secrets: a boot id is an identifier; an
+ * agent boot's token is minted when its script is served.
+ *
+ * prepareBoot is for modes 'disk' and 'none' (and 'agent' for the
+ * transitional sendAgentCommand); an agent boot of its own is
+ * startAgentSession (activities/agent/session-activities.ts).
  */
-import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Logger } from 'pino';
+import { FAILURE } from '../../api/errors';
 import type { HostRef } from '../../api/host';
 import { normalizeMac, type BootMode } from '../../api/pxe';
-import type { BootRegistry, DiscoveredMac } from './boot-registry';
+import type { DiscoveredMac } from '../agent/session-state';
+import { BootRefused, type SessionStore } from '../agent/session-store';
 import { checkKernelArgs } from './ipxe-script';
 
 export interface PrepareBootInput {
@@ -23,90 +28,68 @@ export interface PrepareBootInput {
 }
 
 export interface PxeActivityDeps {
-  registry: BootRegistry;
+  sessions: SessionStore;
   log: Logger;
-  newBootId?: () => string;
-  now?: () => Date;
 }
 
-/** Failure type when one MAC is claimed by two hosts; a human must fix the inventory, so never retried. */
-export const PXE_MAC_CONFLICT = 'PxeMacConflict';
-/** Failure type for a MAC or kernel argument that cannot be used; never retried. */
-export const PXE_INVALID_INPUT = 'PxeInvalidInput';
+function invalid(host: HostRef, what: string, err: unknown): never {
+  throw ApplicationFailure.create({ type: FAILURE.SpecInvalid, nonRetryable: true, message: `BareMetalHost ${host.namespace}/${host.name} ${what}: ${(err as Error).message}` });
+}
 
-const sameHost = (a: HostRef, b: HostRef) => a.namespace === b.namespace && a.name === b.name;
+function conflict(err: unknown): never {
+  if (err instanceof BootRefused) throw ApplicationFailure.create({ type: FAILURE.PxeMacConflict, nonRetryable: true, message: err.message });
+  throw err;
+}
 
 export function createPxeActivities(deps: PxeActivityDeps) {
-  const { registry, log } = deps;
-  const newBootId = deps.newBootId ?? randomUUID;
-  const now = deps.now ?? (() => new Date());
+  const { sessions, log } = deps;
 
-  function checkedMac(mac: string, host: HostRef): string {
+  const checkedMac = (host: HostRef, mac: string): string => {
     try {
       return normalizeMac(mac);
     } catch (err) {
-      throw ApplicationFailure.create({
-        type: PXE_INVALID_INPUT,
-        nonRetryable: true,
-        message: `BareMetalHost ${host.namespace}/${host.name} spec.bootMACAddress: ${(err as Error).message}`,
-      });
+      invalid(host, 'spec.bootMACAddress', err);
     }
-  }
+  };
 
   return {
     /**
      * Makes the next PXE boot of `mac` boot `mode`. Safe to call again (an
      * activity retry, a workflow replaying a step): the same host+mode while
-     * the entry stands returns the same bootId, unless `renew`.
+     * the boot stands returns the same bootId, unless `renew`.
      */
     async prepareBoot(input: PrepareBootInput): Promise<{ bootId: string }> {
-      const mac = checkedMac(input.mac, input.host);
+      const mac = checkedMac(input.host, input.mac);
       let kernelArgs: string[];
       try {
         kernelArgs = checkKernelArgs(input.kernelArgs ?? []);
       } catch (err) {
-        throw ApplicationFailure.create({ type: PXE_INVALID_INPUT, nonRetryable: true, message: `${input.host.namespace}/${input.host.name}: ${(err as Error).message}` });
+        invalid(input.host, 'kernel arguments', err);
       }
-      const existing = registry.get(mac);
-      if (existing && !sameHost(existing.host, input.host)) {
-        throw ApplicationFailure.create({
-          type: PXE_MAC_CONFLICT,
-          nonRetryable: true,
-          message:
-            `MAC ${mac} is registered for BareMetalHost ${existing.host.namespace}/${existing.host.name}, ` +
-            `so ${input.host.namespace}/${input.host.name} cannot boot from it: fix spec.bootMACAddress of one of them`,
-        });
+      try {
+        const { bootId, renewed } = await sessions.prepareBoot(input.host, mac, input.mode, { kernelArgs, renew: input.renew });
+        log.info({ host: `${input.host.namespace}/${input.host.name}`, mac, mode: input.mode, bootId, renewed }, 'pxe boot prepared');
+        return { bootId };
+      } catch (err) {
+        conflict(err);
       }
-      const argsEqual = existing && JSON.stringify(existing.kernelArgs) === JSON.stringify(kernelArgs);
-      if (existing && existing.mode === input.mode && argsEqual && !input.renew) {
-        return { bootId: existing.bootId };
-      }
-      const bootId = newBootId();
-      await registry.set({ mac, host: input.host, mode: input.mode, bootId, kernelArgs, preparedAt: now().toISOString() });
-      log.info({ host: `${input.host.namespace}/${input.host.name}`, mac, mode: input.mode, bootId, renewed: Boolean(existing) }, 'pxe boot prepared');
-      return { bootId };
     },
 
-    /** Forgets what `mac` should boot (idempotent). Refuses to clear another host's entry. */
+    /** Forgets what `mac` should boot (idempotent). Refuses to clear another host's boot. */
     async clearBoot(input: { host: HostRef; mac: string }): Promise<{ cleared: boolean }> {
-      const mac = checkedMac(input.mac, input.host);
-      const existing = registry.get(mac);
-      if (!existing) return { cleared: false };
-      if (!sameHost(existing.host, input.host)) {
-        throw ApplicationFailure.create({
-          type: PXE_MAC_CONFLICT,
-          nonRetryable: true,
-          message: `MAC ${mac} belongs to BareMetalHost ${existing.host.namespace}/${existing.host.name}, not ${input.host.namespace}/${input.host.name}: not cleared`,
-        });
+      const mac = checkedMac(input.host, input.mac);
+      try {
+        const cleared = await sessions.clearBoot(input.host, mac);
+        if (cleared) log.info({ host: `${input.host.namespace}/${input.host.name}`, mac }, 'pxe boot cleared');
+        return { cleared };
+      } catch (err) {
+        conflict(err);
       }
-      await registry.remove(mac);
-      log.info({ host: `${input.host.namespace}/${input.host.name}`, mac }, 'pxe boot cleared');
-      return { cleared: true };
     },
 
     /** Unknown MACs seen on the provisioning network (HTTP or DHCP), most recent first. */
     async listDiscovered(): Promise<DiscoveredMac[]> {
-      return registry.discovered();
+      return sessions.discovered();
     },
   };
 }

@@ -2,7 +2,9 @@
  * Ironflow's provisioning HTTP server (layout in api/pxe.ts):
  *
  *   GET /boot.ipxe          the chain script DHCP hands to iPXE
- *   GET /boot/<mac>.ipxe    per-MAC script; 404 + a discovery record for unknown MACs
+ *   GET /boot/<mac>.ipxe    per-MAC script; 404 + a discovery record for unknown MACs.
+ *                           An agent boot's script carries its token and is served
+ *                           ONCE: a second fetch ends that boot (403, exit script)
  *   GET /files/<name>       boot files from a read-only root, with Range support
  *
  * The agent API (api/agent.ts) is another module's fastify plugin served
@@ -10,12 +12,16 @@
  * plugins only before it listens), or build the app with buildHttpBootApp,
  * register, then listen yourself.
  *
- * One JSON log line per request (pino), with the MAC and host it concerned.
+ * One JSON log line per request (pino), with the MAC and host it concerned;
+ * agent API requests are logged by their route, never their raw URL (which
+ * a client chose). Response bodies never repeat what the client sent.
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyPluginAsync, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { AGENT_API_PREFIX } from '../../api/agent';
+import type { HostRef } from '../../api/host';
 import { normalizeMac } from '../../api/pxe';
-import type { BootRegistry } from './boot-registry';
+import type { SessionStore } from '../agent/session-store';
 import { FileRefused, openConfined, resolveRoot } from './confined-file';
 import { renderChainScript, renderHostScript } from './ipxe-script';
 
@@ -24,7 +30,9 @@ export interface HttpBootOptions {
   port: number;
   /** Root of /files/ (kernel, initramfs, images); only read, never written. */
   filesDir: string;
-  registry: BootRegistry;
+  sessions: SessionStore;
+  /** A second fetch of an agent boot's script ended that boot (Warning Event, deliver the invalidated report). */
+  onBootInvalidated?: (host: HostRef, reason: string) => void;
   log: Logger;
   /** URL machines use to reach this server (e.g. http://10.99.0.1:8080); default: the listening address. */
   publicUrl?: string;
@@ -44,6 +52,7 @@ interface LogContext {
   host?: string;
   file?: string;
   refused?: string;
+  discovery?: string;
 }
 
 /** A single byte range, or why none is served. Example: size 100, "bytes=-10" -> 90..99. */
@@ -70,7 +79,7 @@ export function parseRange(header: string | undefined, size: number): { start: n
 /** Builds the app with the PXE routes; nothing listens yet. */
 export async function buildHttpBootApp(opts: Omit<HttpBootOptions, 'host' | 'port'> & { baseUrl: (req: FastifyRequest) => string }): Promise<FastifyInstance> {
   const realRoot = await resolveRoot(opts.filesDir);
-  const { registry, log } = opts;
+  const { sessions, log } = opts;
   const app = Fastify({
     loggerInstance: log,
     // Fastify's own two lines per request are replaced by one line with the MAC and host (onResponse below).
@@ -94,8 +103,11 @@ export async function buildHttpBootApp(opts: Omit<HttpBootOptions, 'host' | 'por
   app.addHook('onResponse', async (req, reply) => {
     const t0 = started.get(req);
     const ms = t0 === undefined ? undefined : Number(process.hrtime.bigint() - t0) / 1e6;
+    const route = req.routeOptions.url;
+    // Agent API paths carry names a client chose: log the route. PXE paths: the URL, bounded.
+    const where = route?.startsWith(AGENT_API_PREFIX) ? { route } : { route, url: req.url.slice(0, 256) };
     log.info(
-      { reqId: req.id, method: req.method, url: req.url, status: reply.statusCode, ms, client: req.ip, bytes: reply.getHeader('content-length'), ...ctx.get(req) },
+      { reqId: req.id, method: req.method, ...where, status: reply.statusCode, ms, client: req.ip, bytes: reply.getHeader('content-length'), ...ctx.get(req) },
       'http request',
     );
   });
@@ -104,32 +116,40 @@ export async function buildHttpBootApp(opts: Omit<HttpBootOptions, 'host' | 'por
 
   app.get('/boot.ipxe', async (req, reply) => text(reply, 200, renderChainScript({ baseUrl: opts.baseUrl(req) })));
 
-  app.get<{ Params: { script: string } }>('/boot/:script', async (req, reply) => {
+  // No HEAD twin: a HEAD must not burn an agent boot's one fetch.
+  app.get<{ Params: { script: string } }>('/boot/:script', { exposeHeadRoute: false }, async (req, reply) => {
     const m = /^([0-9a-fA-F]{2}(?:[-:]?[0-9a-fA-F]{2}){5})\.ipxe$/.exec(req.params.script);
     if (!m) return text(reply, 400, 'expected /boot/<mac>.ipxe, e.g. /boot/52-54-00-12-34-56.ipxe\n');
     const mac = normalizeMac(m[1]!);
     note(req, { mac });
-    const entry = await registry.markServed(mac);
-    if (!entry) {
-      await registry.recordUnknown({ mac, sourceIp: req.ip, source: 'http' });
-      return text(reply, 404, `#!ipxe\n# ${mac} is not registered with Ironflow (recorded for discovery)\nexit 1\n`);
+    const d = await sessions.serveScript(mac);
+    if (d.kind === 'unknown') {
+      const seen = sessions.recordUnknown({ mac, sourceIp: req.ip, source: 'http' });
+      note(req, { discovery: seen.outcome });
+      return text(reply, 404, '#!ipxe\n# this MAC is not registered with Ironflow (reported for discovery)\nexit 1\n');
     }
-    note(req, { host: `${entry.host.namespace}/${entry.host.name}` });
-    rememberClient(req.ip, { mac, host: `${entry.host.namespace}/${entry.host.name}` });
-    return text(reply, 200, renderHostScript({ entry, baseUrl: opts.baseUrl(req) }));
+    const host = `${d.host.namespace}/${d.host.name}`;
+    note(req, { host });
+    if (d.kind === 'refuse') {
+      note(req, { refused: d.why });
+      if (d.invalidated) opts.onBootInvalidated?.(d.host, d.why);
+      return text(reply, 403, '#!ipxe\n# Ironflow has no boot for this machine right now\nexit 1\n');
+    }
+    rememberClient(req.ip, { mac, host });
+    return text(reply, 200, renderHostScript({ entry: { ...d.boot, host: d.host }, baseUrl: opts.baseUrl(req), token: d.token }));
   });
 
   app.get<{ Params: { '*': string } }>('/files/*', async (req, reply) => {
     const requested = req.params['*'];
-    note(req, { ...byClientIp.get(req.ip), file: requested });
+    note(req, { ...byClientIp.get(req.ip), file: requested.slice(0, 256) });
     let file;
     try {
       file = await openConfined(realRoot, requested);
     } catch (err) {
       if (!(err instanceof FileRefused)) throw err;
       note(req, { refused: err.reason });
-      if (err.reason === 'not-found') return text(reply, 404, `no file "${requested}" under /files/\n`);
-      return text(reply, 403, `refused "${requested}": ${err.reason}\n`);
+      if (err.reason === 'not-found') return text(reply, 404, 'no such file under /files/\n');
+      return text(reply, 403, `refused: ${err.reason}\n`);
     }
     const range = parseRange(req.headers.range, file.size);
     reply.header('accept-ranges', 'bytes').type('application/octet-stream');

@@ -6,14 +6,17 @@
  *                       on 404 (unknown MAC) exits so the firmware tries its
  *                       next boot device.
  *   /boot/<mac>.ipxe    'agent': kernel + initramfs over HTTP with the agent's
- *                       command line; 'disk': boot the local disk; 'none': exit.
+ *                       command line, its token included (served once, see
+ *                       activities/agent/session-store.ts); 'disk': boot the
+ *                       local disk; 'none': exit.
  *
  * Everything interpolated into a script is checked first: a script is code
  * the server runs, and a newline or `${...}` smuggled in through a kernel
  * argument would change what it does.
  */
 import { AGENT_BOOT_FILES, AGENT_CMDLINE, PXE_PATHS } from '../../api/pxe';
-import type { BootEntry } from './boot-registry';
+import type { HostRef } from '../../api/host';
+import type { BootRecord } from '../agent/session-state';
 
 /** Kernel arguments the agent always gets, after Ironflow's own keys. */
 export const AGENT_BASE_ARGS = ['console=tty0', 'console=ttyS0,115200n8', 'panic=30'] as const;
@@ -60,8 +63,11 @@ export function renderChainScript(opts: { baseUrl: string }): string {
   ].join('\n');
 }
 
-/** The per-MAC script for a registered machine. */
-export function renderHostScript(opts: { entry: BootEntry; baseUrl: string }): string {
+/** A TOKEN is base64url (32 random bytes -> 43 characters). */
+const TOKEN = /^[A-Za-z0-9_-]{16,128}$/;
+
+/** The per-MAC script for a registered machine; an agent boot needs its token. */
+export function renderHostScript(opts: { entry: BootRecord & { host: HostRef }; baseUrl: string; token?: string }): string {
   const { entry } = opts;
   const base = checkBaseUrl(opts.baseUrl);
   const header = ['#!ipxe', `# Ironflow: ${entry.host.namespace}/${entry.host.name} mode ${entry.mode}`];
@@ -71,6 +77,8 @@ export function renderHostScript(opts: { entry: BootEntry; baseUrl: string }): s
   switch (entry.mode) {
     case 'agent': {
       if (!SAFE_ID.test(entry.bootId)) throw new Error(`boot id ${JSON.stringify(entry.bootId)} must match ${SAFE_ID.source}`);
+      // Never echo the value: it is a secret even when malformed.
+      if (!opts.token || !TOKEN.test(opts.token)) throw new Error(`the agent boot ${entry.bootId} needs its token (base64url) to render its script`);
       const kernelUrl = base + PXE_PATHS.file(AGENT_BOOT_FILES.kernel);
       const initrdUrl = base + PXE_PATHS.file(AGENT_BOOT_FILES.initramfs);
       const cmdline = [
@@ -78,6 +86,7 @@ export function renderHostScript(opts: { entry: BootEntry; baseUrl: string }): s
         `initrd=${AGENT_BOOT_FILES.initramfs}`,
         `${AGENT_CMDLINE.api}=${base}`,
         `${AGENT_CMDLINE.bootId}=${entry.bootId}`,
+        `${AGENT_CMDLINE.token}=${opts.token}`,
         ...AGENT_BASE_ARGS,
         ...checkKernelArgs(entry.kernelArgs),
       ].join(' ');

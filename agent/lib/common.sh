@@ -106,3 +106,22 @@ report_failed() {
   post_report "$(printf '{"commandId":%s,"type":"%s","status":"failed","message":%s%s}' \
     "$(json_str "$1")" "$2" "$(json_str "$3")" "$_fd")"
 }
+
+# Evidence (api/agent.ts VerifyRegions): the plane picks regions of the disk
+# and knows what they must hash to; the agent reads them back and reports
+# sha256 over their bytes, in order. The plane writes each region as
+# {"offset":N,"length":M}, in that key order, numbers only.
+# region_list JSON -> "offset length" lines of every region in JSON.
+region_list() {
+  printf '%s' "$1" | grep -o '"offset":[0-9]*,"length":[0-9]*' | sed 's/"offset":\([0-9]*\),"length":\([0-9]*\)/\1 \2/'
+}
+
+# sample_sha256 DEV REGIONS_JSON -> sha256 over the regions read back from DEV.
+# dd with skip_bytes/count_bytes takes byte offsets, so no block arithmetic
+# (and no overflow) happens in the shell.
+sample_sha256() {
+  drop_caches
+  region_list "$2" | while read -r _off _len; do
+    dd if="$1" bs=65536 skip="$_off" count="$_len" iflag=skip_bytes,count_bytes 2>/dev/null
+  done | sha256sum | cut -d' ' -f1
+}

@@ -13,15 +13,32 @@
 
 USERDATA_REGION=1048576
 
+# min_gib HINTS -> minSizeGigabytes as a plain decimal without leading zeros
+# ("" when absent, "bad" when it is not a whole number, "huge" past 7 digits:
+# no disk has 10^7 GiB). The plane refuses such hints already; this keeps the
+# shell's 64-bit arithmetic safe for anything that gets here anyway (a 0010
+# would be octal 8, 10000000000 GiB in bytes overflows).
+min_gib() {
+  _m=$(jget_num "$1" minSizeGigabytes)
+  [ -n "$_m" ] || return 0
+  case "$_m" in *[!0-9]*) echo bad; return 0 ;; esac
+  _m=${_m#"${_m%%[!0]*}"}
+  [ ${#_m} -le 7 ] || { echo huge; return 0; }
+  echo "${_m:-0}"
+}
+
 # pick_root_device HINTS NEED: the smallest disk of at least NEED bytes that
 # matches every hint (Metal3 semantics: model and vendor match substrings,
 # minSizeGigabytes is GiB, the rest exact). Prints the name or nothing.
+# Sizes are compared in whole GiB (size / 2^30 >= min, exact for a whole
+# min), so no product is formed that could overflow.
 pick_root_device() {
   hints=$1 need=$2
   h_name=$(jget_str "$hints" deviceName); h_name=${h_name#/dev/}
   h_serial=$(jget_str "$hints" serialNumber) h_model=$(jget_str "$hints" model)
   h_vendor=$(jget_str "$hints" vendor) h_wwn=$(jget_str "$hints" wwn)
-  h_min=$(jget_num "$hints" minSizeGigabytes) h_rot=$(jget_bool "$hints" rotational)
+  h_min=$(min_gib "$hints") h_rot=$(jget_bool "$hints" rotational)
+  case "$h_min" in bad|huge) return 0 ;; esac
   h_wwn=${h_wwn#*.}
   best="" best_size=0
   for d in $(list_disks); do
@@ -32,7 +49,7 @@ pick_root_device() {
     [ -z "$h_rot" ] || [ "$(disk_rotational "$d")" = "$h_rot" ] || continue
     if [ -n "$h_model" ]; then case "$(disk_model "$d")" in *"$h_model"*) ;; *) continue ;; esac; fi
     if [ -n "$h_vendor" ]; then case "$(disk_vendor "$d")" in *"$h_vendor"*) ;; *) continue ;; esac; fi
-    [ -z "$h_min" ] || [ "$size" -ge $(( ${h_min%%.*} * 1073741824 )) ] || continue
+    [ -z "$h_min" ] || [ $(( size / 1073741824 )) -ge "$h_min" ] || continue
     [ "$size" -ge "$need" ] || continue
     if [ -z "$best" ] || [ "$size" -lt "$best_size" ]; then best=$d best_size=$size; fi
   done
@@ -91,11 +108,18 @@ cmd_deploy() {
   shown=${url%%\?*}
   case "$ctype" in sha256|sha512) ;; *) report_failed "$id" deploy "unsupported checksumType '$ctype' (use sha256 or sha512)"; return ;; esac
   report_progress "$id" deploy 0 "choosing the root device"
+  hints=$(jget_obj "$cmd" rootDeviceHints)
+  case "$(min_gib "$hints")" in
+    bad) report_failed "$id" deploy "rootDeviceHints.minSizeGigabytes must be a whole number of GiB"; return ;;
+    huge) report_failed "$id" deploy "rootDeviceHints.minSizeGigabytes is larger than any disk (more than 7 digits of GiB): no disk matches"; return ;;
+  esac
   len=$(image_length "$url")
+  # A Content-Length past 15 digits (a petabyte) fits no disk, and must not reach shell arithmetic.
+  if [ ${#len} -gt 15 ]; then report_failed "$id" deploy "the image server says ${shown} is $len bytes: no disk is that large"; return; fi
   need=${len:-0}; [ "$has_ud" = true ] && need=$(( need + USERDATA_REGION ))
-  root=$(pick_root_device "$(jget_obj "$cmd" rootDeviceHints)" "$need")
+  root=$(pick_root_device "$hints" "$need")
   if [ -z "$root" ]; then
-    report_failed "$id" deploy "no disk matches rootDeviceHints {$(jget_obj "$cmd" rootDeviceHints)} with room for $need bytes; disks: $(for d in $(list_disks); do printf '%s(%s bytes, serial %s) ' "$d" "$(disk_size_bytes "$d")" "$(disk_serial "$d")"; done)"
+    report_failed "$id" deploy "no disk matches rootDeviceHints {$hints} with room for $need bytes; disks: $(for d in $(list_disks); do printf '%s(%s bytes, serial %s) ' "$d" "$(disk_size_bytes "$d")" "$(disk_serial "$d")"; done)"
     return
   fi
   dev=$(disk_dev "$root") size=$(disk_size_bytes "$root")
@@ -132,6 +156,10 @@ cmd_deploy() {
     rm -f "$WORK/user-data"
     ud=true
   fi
-  post_report "$(printf '{"commandId":%s,"type":"deploy","status":"ok","data":{"rootDevice":%s,"bytesWritten":%s,"checksumType":"%s","checksum":"%s","userDataWritten":%s}}' \
-    "$(json_str "$id")" "$(json_str "/dev/$root")" "$written" "$ctype" "$got" "$ud")"
+  # Evidence: which disk this is (serial, size) and the plane's regions read back from it.
+  regions=$(printf '%s' "$cmd" | sed -n 's/.*"verify":{"regions":\[\([^]]*\)\]}.*/\1/p' | head -n 1)
+  sample=""
+  [ -n "$regions" ] && sample=",\"sampleSha256\":\"$(sample_sha256 "$dev" "$regions")\""
+  post_report "$(printf '{"commandId":%s,"type":"deploy","status":"ok","data":{"rootDevice":%s,"rootDeviceSerial":%s,"rootDeviceSizeBytes":%s%s,"bytesWritten":%s,"checksumType":"%s","checksum":"%s","userDataWritten":%s}}' \
+    "$(json_str "$id")" "$(json_str "/dev/$root")" "$(json_str "$(disk_serial "$root")")" "$size" "$sample" "$written" "$ctype" "$got" "$ud")"
 }

@@ -1,6 +1,11 @@
 # The erase command (Metal3 automatedCleaningMode): metadata, full, secure.
+# The plane names the disks to erase (command.disks: the inspected ones, by
+# serial) and the regions to read back from each (command.verify); the agent
+# erases exactly those disks, found by serial (kernel names can change
+# between boots), and refuses one whose size changed since inspection.
 # Every disk gets a record {disk, serialNumber, method, result, verified,
-# finishedAt}; a disk that fails to write is named in a failed report.
+# sizeBytes, sampleSha256, finishedAt}; a disk that fails is named in a
+# failed report and the others are still erased.
 
 MIB=1048576
 
@@ -69,9 +74,9 @@ try_secure() {
   return 1
 }
 
-# erase_disk MODE NAME CMDID: prints the disk's record; returns 1 if it failed.
+# erase_disk MODE NAME CMDID [REGIONS]: prints the disk's record; returns 1 if it failed.
 erase_disk() {
-  mode=$1 name=$2 cmd=$3
+  mode=$1 name=$2 cmd=$3 regions=${4:-}
   dev=$(disk_dev "$name") size=$(disk_size_bytes "$name") serial=$(disk_serial "$name")
   DETAIL="" result=ok verified=false method=overwrite
   case "$mode" in
@@ -104,28 +109,72 @@ erase_disk() {
     _d=$DETAIL
     if verify_zero "$dev" 0 "$size" 64; then verified=true; DETAIL=$_d; fi
   fi
-  printf '{"disk":%s,"serialNumber":%s,"method":"%s","result":"%s","verified":%s,"finishedAt":"%s"' \
-    "$(json_str "$name")" "$(json_str "$serial")" "$method" "$result" "$verified" "$(now_iso)"
+  printf '{"disk":%s,"serialNumber":%s,"method":"%s","result":"%s","verified":%s,"sizeBytes":%s,"finishedAt":"%s"' \
+    "$(json_str "$name")" "$(json_str "$serial")" "$method" "$result" "$verified" "$size" "$(now_iso)"
+  # Evidence: the plane's regions read back now (it knows they must be zeros).
+  if [ -n "$regions" ] && [ "$result" = ok ]; then printf ',"sampleSha256":"%s"' "$(sample_sha256 "$dev" "$regions")"; fi
   [ -n "$DETAIL" ] && printf ',"detail":%s' "$(json_str "$DETAIL")"
   printf '}'
   [ "$result" = ok ] && [ "$verified" = true ]
 }
 
+# expected_disks CMD -> "name|serial|size" lines of command.disks. The plane
+# writes each as {"name":..,"serialNumber":..,"sizeBytes":N} and refuses
+# serials with '"', '\' or '|', so one sed pattern reads them.
+expected_disks() {
+  printf '%s' "$1" | grep -o '{"name":"[^"]*","serialNumber":"[^"]*","sizeBytes":[0-9]*}' |
+    sed 's/{"name":"\([^"]*\)","serialNumber":"\([^"]*\)","sizeBytes":\([0-9]*\)}/\1|\2|\3/'
+}
+
+# disk_regions CMD NAME -> the inside of command.verify.NAME.regions.
+disk_regions() { printf '%s' "$1" | sed -n "s/.*\"verify\":{.*\"$2\":{\"regions\":\[\([^]]*\)\]}.*/\1/p" | head -n 1; }
+
+# find_disk SERIAL NAME -> the disk's kernel name now: by serial, or by name
+# for a disk inspection saw without one.
+find_disk() {
+  for _d in $(list_disks); do
+    if [ -n "$1" ]; then
+      [ "$(disk_serial "$_d")" = "$1" ] && { printf '%s' "$_d"; return 0; }
+    elif [ "$_d" = "$2" ] && [ -z "$(disk_serial "$_d")" ]; then
+      printf '%s' "$_d"; return 0
+    fi
+  done
+  return 1
+}
+
 cmd_erase() {
-  id=$1 mode=$2
+  id=$1 ecmd=$2
+  mode=$(jget_str "$ecmd" mode)
   case "$mode" in metadata|full|secure) ;; *) report_failed "$id" erase "unknown erase mode '$mode'"; return ;; esac
+  list=$(expected_disks "$ecmd")
+  # A plane that names no disks (older than evidence): every disk, as before.
+  [ -n "$list" ] || list=$(for d in $(list_disks); do printf '%s|%s|%s\n' "$d" "$(disk_serial "$d")" "$(disk_size_bytes "$d")"; done)
   records="" failed="" failures="" i=0
-  disks=$(list_disks); total=$(printf '%s\n' "$disks" | grep -c .)
-  for name in $disks; do
+  total=$(printf '%s\n' "$list" | grep -c .)
+  while IFS='|' read -r want serial want_size; do
+    [ -n "$want" ] || continue
     i=$((i + 1))
+    if ! name=$(find_disk "$serial" "$want"); then
+      [ -n "$failed" ] || failed=$want
+      failures="$failures $want (serial ${serial:-none}) is not on this machine now;"
+      continue
+    fi
+    now_size=$(disk_size_bytes "$name")
+    if [ "$now_size" != "$want_size" ]; then
+      [ -n "$failed" ] || failed=$name
+      failures="$failures $name (serial ${serial:-none}) is $now_size bytes, inspection recorded $want_size: not erased;"
+      continue
+    fi
     report_progress "$id" erase $(( (i - 1) * 100 / total )) "erasing $name ($i of $total, $mode)"
-    if rec=$(erase_disk "$mode" "$name" "$id"); then :; else
+    if rec=$(erase_disk "$mode" "$name" "$id" "$(disk_regions "$ecmd" "$want")"); then :; else
       [ -n "$failed" ] || failed=$name
       failures="$failures $name ($(printf '%s' "$rec" | sed -n 's/.*"detail":"\([^"]*\)".*/\1/p'));"
     fi
     records="$records${records:+,}$rec"
     log "erase $mode $name: $rec"
-  done
+  done <<LIST
+$list
+LIST
   if [ -n "$failed" ]; then
     report_failed "$id" erase "erase ($mode) failed on:$failures the host must not return to the pool" "$failed"
   else

@@ -47,9 +47,9 @@ describe('lab BMCs driven by ipmitool and curl', () => {
     pxe = await startProvisioning({ stateDir: join(work, 'pxe'), filesDir: files, bindHost: '127.0.0.1', httpPort: 0, tftpPort: 0, client: temporal.client, log });
     for (const f of Object.values(AGENT_BOOT_FILES)) copyFileSync(join(projectRoot(__dirname), '.ironflow', 'boot', f), join(files, f));
     lab = await startLab({ inventory, workDir: join(work, 'lab'), pxe: { httpUrl: pxe.httpUrl, tftp: pxe.tftp }, onEvent: (server, e) => events.push({ server, e }) });
-    // What prepareBoot does for a host about to be inspected.
+    // What startAgentSession does for a host about to be inspected.
     for (const s of inventory.servers) {
-      await pxe.registry.set({ mac: s.nics[0]!.mac, host: { namespace: 'cli', name: s.name }, mode: 'agent', bootId: `boot-${s.name}`, kernelArgs: [], preparedAt: new Date().toISOString() });
+      await pxe.sessions.startSession({ namespace: 'cli', name: s.name }, s.nics[0]!.mac, { command: { id: `inspect-${s.name}`, type: 'inspect' }, expected: {} });
     }
   });
   afterAll(async () => {

@@ -9,10 +9,12 @@
  * real MAC and disk size) to Ironflow's agent API. Measured: seconds from
  * power-on to DHCP, to the per-MAC boot script, to the report; QEMU's RSS.
  *
- * No host workflow runs here, so the test plays its part: it registers the
- * MAC for the agent (boot registry + token store, as prepareBoot does),
- * queues the inspect command (as sendAgentCommand does) and records reports
- * where production would signal the workflow.
+ * No host workflow runs here, so the test plays its part: it starts an
+ * inspect session for each machine in the durable session store (as
+ * startAgentSession does; the token rides on the kernel line of the
+ * once-served boot script, through real iPXE into the real kernel's
+ * /proc/cmdline) and records reports where production would signal the
+ * workflow.
  *
  * Before that, each machine is powered on with next boot "disk" and must not
  * PXE-boot: the boot device the BMC sets is the one QEMU honours.
@@ -25,13 +27,13 @@ import { join, resolve } from 'node:path';
 import type { AgentReportSignal, InspectionData } from '../../api/agent';
 import type { HostRef } from '../../api/host';
 import { AGENT_BOOT_FILES } from '../../api/pxe';
-import { agentApi, lookupFromBootRegistry } from '../../activities/agent/api';
-import { AgentCommandStore } from '../../activities/agent/commands';
-import { AgentTokenStore } from '../../activities/agent/tokens';
+import { agentApi } from '../../activities/agent/api';
+import { boundedWarnings } from '../../activities/agent/host-warnings';
+import { startReportRelay } from '../../activities/agent/report-relay';
+import { SessionStore } from '../../activities/agent/session-store';
 import { parseBmcAddress } from '../../activities/bmc/address';
 import { connectBmc } from '../../activities/bmc/driver';
 import type { IronflowBmcDriver } from '../../activities/bmc/types';
-import { BootRegistry } from '../../activities/pxe/boot-registry';
 import { startDhcp, type DhcpServer } from '../../activities/pxe/dhcp';
 import { start as startHttpBoot, type HttpBootServer } from '../../activities/pxe/http-boot';
 import { startQemuBmc, type QemuBmc } from '../../lab/qemu/bmc';
@@ -69,9 +71,7 @@ describe('QEMU machines PXE-boot the agent through their BMC, DHCP and the provi
   const cleanups: (() => Promise<void>)[] = [];
   const machines: Machine[] = [];
   let network: LabNetwork;
-  let registry: BootRegistry;
-  let tokens: AgentTokenStore;
-  let commands: AgentCommandStore;
+  let sessions: SessionStore;
 
   beforeAll(async () => {
     registerTestSecret(PASSWORD);
@@ -85,27 +85,27 @@ describe('QEMU machines PXE-boot the agent through their BMC, DHCP and the provi
     network = await startLabNetwork({ workDir: join(work, 'net') });
     cleanups.push(() => network.stop());
 
-    registry = await BootRegistry.open({ file: join(work, 'state', 'boot-registry.json') });
-    tokens = new AgentTokenStore();
-    commands = new AgentCommandStore();
+    sessions = await SessionStore.open({ file: join(work, 'state', 'sessions.json') });
+    // Where production signals the host workflow.
+    const relay = startReportRelay({ sessions, log: silentLog, progressIntervalMs: 0, forward: async (host, signal) => void reports.push({ at: Date.now(), host, signal }) });
+    cleanups.push(() => relay.stop());
     const publicUrl = `http://${network.gateway}:${HTTP_PORT}`;
     const http: HttpBootServer = await startHttpBoot({
       host: '127.0.0.1',
       port: 0,
       filesDir,
-      registry,
+      sessions,
       log: silentLog,
       publicUrl,
       plugins: [{
         plugin: agentApi({
-          lookup: lookupFromBootRegistry(registry),
-          tokens,
-          commands,
-          pollIntervalSeconds: 1,
-          // Where production signals the host workflow.
-          onReport: async (host, signal) => {
-            reports.push({ at: Date.now(), host, signal });
+          sessions,
+          relay,
+          warn: boundedWarnings(undefined, silentLog).warn,
+          userData: async () => {
+            throw new Error('no user data in this test');
           },
+          pollIntervalSeconds: 1,
         }),
       }],
     });
@@ -134,7 +134,7 @@ describe('QEMU machines PXE-boot the agent through their BMC, DHCP and the provi
       cleanups.push(() => bmc.stop());
       const driver = connectBmc({ endpoint: parseBmcAddress(bmc.address), credentials: { username: USER, password: PASSWORD }, secretRef: { namespace: host.namespace, name: `${name}-bmc` } });
       cleanups.push(() => driver.close());
-      machines.push({ host, mac, bootId: `${name}-boot-1`, vm, bmc, driver });
+      machines.push({ host, mac, bootId: '', vm, bmc, driver });
     }
   }, 60_000);
 
@@ -165,10 +165,10 @@ describe('QEMU machines PXE-boot the agent through their BMC, DHCP and the provi
 
   it('boot from PXE when their BMC says so, and the agent reports the real MAC and disk size', async () => {
     for (const m of machines) {
-      // What prepareBoot and sendAgentCommand do for a host workflow.
-      await registry.set({ mac: m.mac, host: m.host, mode: 'agent', bootId: m.bootId, kernelArgs: [], preparedAt: new Date().toISOString() });
-      tokens.prepareBoot(m.host, m.bootId);
-      expect(commands.set(m.host, m.bootId, { id: 'inspect-1', type: 'inspect' })).toBe('accepted');
+      // What startAgentSession does for a host workflow.
+      const started = await sessions.startSession(m.host, m.mac, { command: { id: 'inspect-1', type: 'inspect' }, expected: {} });
+      expect(started.created).toBe(true);
+      m.bootId = started.bootId;
       await m.driver.setNextBoot('pxe');
       expect((await m.driver.getNextBoot()).target).toBe('pxe');
     }
@@ -190,7 +190,7 @@ describe('QEMU machines PXE-boot the agent through their BMC, DHCP and the provi
     for (const m of machines) {
       const t0 = poweredOnAt.get(m)!;
       const final = finalOf(m);
-      const servedAt = registry.get(m.mac)?.lastServedAt;
+      const servedAt = sessions.bootOf(m.host)?.lastServedAt;
       const timings = {
         machine: m.host.name,
         toDhcpS: seconds(t0, dhcpSeen.find((d) => d.mac === m.mac)?.at),

@@ -134,7 +134,7 @@ describe('killing the plane mid-provisioning', () => {
     const reboot = events.filter((e) => e.activityTaskStartedEventAttributes).map((e) => e.activityTaskStartedEventAttributes!);
     // The interrupted reboot was retried on the new worker (attempt 2, after its heartbeat timed out).
     expect(reboot.some((a) => (a.attempt ?? 1) >= 2)).toBe(true);
-    const deploys = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'sendAgentCommand').length;
+    const deploys = events.filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'startAgentSession').length;
     expect(deploys).toBe(2); // one inspect, one deploy: the image was written once
     const disk = join(stateDir, 'lab', 'servers', 'kill-1', 'sysroot', 'dev', 'sda');
     const head = Buffer.alloc(image.length);

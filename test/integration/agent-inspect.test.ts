@@ -1,8 +1,10 @@
 /**
  * The real agent script (busybox sh) inspects a simulated server through its
- * synthesized /proc and /sys and reports what the LabServer describes.
+ * synthesized /proc and /sys and reports what the LabServer describes, with
+ * the token it found on the kernel command line of its once-served boot
+ * script (test/helpers/agent-lab.ts runs the real provisioning services).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { InspectionData } from '../../api/agent';
@@ -25,23 +27,18 @@ const host = { namespace: 'lab', name: 'inspect-1' };
 let lab: AgentLab;
 let dir: string;
 beforeAll(async () => {
-  lab = await startAgentLab();
   dir = await mkdtemp(join(tmpdir(), 'agent-inspect-'));
+  lab = await startAgentLab({ dir: join(dir, 'plane') });
 });
 afterAll(async () => {
   await lab.close();
   await rm(dir, { recursive: true, force: true });
 });
 
-test('inspection data matches the synthesized hardware, then the agent powers off', async () => {
-  const { exit, reports } = await lab.run({
-    host, server, bootId: 'boot-1', dir: join(dir, 'root'),
-    script: [{ id: 'c1', type: 'inspect' }, { id: 'c2', type: 'poweroff' }],
-  });
-  expect(exit.outcome).toBe('poweroff');
-  const ok = reports.find((r) => r.commandId === 'c1' && r.status === 'ok');
-  expect(ok).toBeDefined();
-  const data = (ok as { data: InspectionData }).data;
+test('inspection data matches the synthesized hardware; the session finishes with it', async () => {
+  const { final, bootId } = await lab.run({ host, server, dir: join(dir, 'root'), command: { id: 'c1', type: 'inspect' } });
+  expect(final).toMatchObject({ commandId: 'c1', type: 'inspect', status: 'ok' });
+  const data = (final as { data: InspectionData }).data;
   expect(data.cpu.count).toBe(6);
   expect(data.cpu.mhz).toBe(2400);
   expect(data.memoryMiB).toBe(3072);
@@ -51,13 +48,20 @@ test('inspection data matches the synthesized hardware, then the agent powers of
   ]);
   expect(data.nics).toEqual([{ name: 'eth0', mac: '52:54:00:aa:00:01' }, { name: 'eth1', mac: '52:54:00:aa:00:02' }]);
   expect(data.system).toEqual({ manufacturer: 'Lab Vendor Inc.', productName: 'LV-2000', serialNumber: 'LAB-inspect-1' });
-  expect(reports.some((r) => r.commandId === 'c2' && r.type === 'poweroff')).toBe(true);
-  // Both commands were finished: nothing is left pending.
-  expect(lab.commands.pending(host, 'boot-1')).toBeUndefined();
+  expect(await lab.activities.getAgentSession({ host, commandId: 'c1' })).toMatchObject({ bootId, state: 'finished', report: { status: 'ok' } });
+});
+
+test('a poweroff session: the agent reports and powers the machine off (exit 97 in the lab)', async () => {
+  const h = { namespace: 'lab', name: 'off-1' };
+  const { exit, final } = await lab.run({ host: h, server: { ...server, name: 'off-1', nics: [{ name: 'eth0', mac: '52:54:00:aa:00:05' }] }, dir: join(dir, 'off'), command: { id: 'off-1', type: 'poweroff' } });
+  expect(exit.outcome).toBe('poweroff');
+  expect(final).toBeUndefined();
+  expect(await lab.activities.getAgentSession({ host: h, commandId: 'off-1' })).toMatchObject({ state: 'finished', report: { status: 'progress', type: 'poweroff' } });
 });
 
 test('an unreachable API: bounded retries with backoff, then the agent gives up (exit 3)', async () => {
   const sysroot = await createSysroot(server, { dir: join(dir, 'down'), apiUrl: 'http://127.0.0.1:1', bootId: 'b' });
+  await writeFile(join(sysroot.dir, 'proc/cmdline'), `ironflow.api=http://127.0.0.1:1 ironflow.boot=b ironflow.token=${'t'.repeat(43)}\n`);
   const started = Date.now();
   const exit = await runAgent({ sysroot: sysroot.dir, maxAttempts: 3, timeoutMs: 30_000 });
   expect(exit).toMatchObject({ outcome: 'exited', code: 3 });
@@ -65,27 +69,33 @@ test('an unreachable API: bounded retries with backoff, then the agent gives up 
   expect(Date.now() - started).toBeGreaterThanOrEqual(3_000);
 });
 
-test('an unknown MAC is not retried: 404, exit 3', async () => {
-  const stranger = { ...server, nics: [{ name: 'eth0', mac: '52:54:00:77:77:77' }] };
-  const sysroot = await createSysroot(stranger, { dir: join(dir, 'stranger'), apiUrl: lab.apiUrl, bootId: 'b' });
+test('no token on the kernel command line: the agent stops at once (exit 2) and asks nothing', async () => {
+  const sysroot = await createSysroot(server, { dir: join(dir, 'notoken'), apiUrl: lab.apiUrl, bootId: 'b' });
   const exit = await runAgent({ sysroot: sysroot.dir, maxAttempts: 5, timeoutMs: 30_000 });
-  expect(exit).toMatchObject({ outcome: 'exited', code: 3 });
-  expect(exit.log).toContain('knows none of these MACs');
+  expect(exit).toMatchObject({ outcome: 'exited', code: 2 });
+  expect(exit.log).toContain('no ironflow.token=');
+});
+
+test('a made-up token is refused without retries (401, exit 4)', async () => {
+  const sysroot = await createSysroot(server, { dir: join(dir, 'forged'), apiUrl: lab.apiUrl, bootId: 'b' });
+  await writeFile(join(sysroot.dir, 'proc/cmdline'), `ironflow.api=${lab.apiUrl} ironflow.boot=b ironflow.token=${'A'.repeat(43)}\n`);
+  const exit = await runAgent({ sysroot: sysroot.dir, maxAttempts: 5, timeoutMs: 30_000 });
+  expect(exit).toMatchObject({ outcome: 'exited', code: 4 });
+  expect(exit.log).toContain('does not know this boot\'s token');
   expect(exit.log).not.toContain('retry');
 });
 
-test('a newly prepared boot makes the running agent stop (its token gets 403, exit 4)', async () => {
+test('a new session for the host makes the idling agent of the old one stop (its token gets 403, exit 4)', async () => {
   const h = { namespace: 'lab', name: 'stale-1' };
-  let lookedUp = false;
-  const running = lab.run({
-    host: h, server: { ...server, nics: [{ name: 'eth0', mac: '52:54:00:aa:00:09' }] }, bootId: 'old', dir: join(dir, 'stale'), script: [],
-    onLog: (line) => { if (line.includes('lookup ok')) lookedUp = true; },
-  });
-  for (let i = 0; i < 100 && !lookedUp; i++) await new Promise((r) => setTimeout(r, 100));
-  expect(lookedUp).toBe(true);
-  await new Promise((r) => setTimeout(r, 300)); // a few polls with the valid token
-  lab.tokens.prepareBoot(h, 'new');
+  const stale = { ...server, name: 'stale-1', nics: [{ name: 'eth0', mac: '52:54:00:aa:00:09' }] };
+  const running = lab.run({ host: h, server: stale, dir: join(dir, 'stale'), command: { id: 'old', type: 'inspect' }, stopAfterFinal: false });
+  // The agent finished its one command and idles, polling with its still valid token.
+  for (let i = 0; i < 100 && (await lab.activities.getAgentSession({ host: h, commandId: 'old' }))?.state !== 'finished'; i++) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 400));
+  await lab.activities.startAgentSession({ host: h, mac: stale.nics[0]!.mac, command: { id: 'new', type: 'inspect' } });
   const { exit } = await running;
   expect(exit).toMatchObject({ outcome: 'exited', code: 4 });
-  expect(exit.log).toContain('token is no longer valid');
+  expect(exit.log).toContain('command poll refused (HTTP 403)');
+  expect(await lab.activities.getAgentSession({ host: h, commandId: 'old' })).toMatchObject({ state: 'finished' });
+  expect(await lab.activities.getAgentSession({ host: h, commandId: 'new' })).toMatchObject({ state: 'prepared' });
 });

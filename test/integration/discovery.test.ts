@@ -7,7 +7,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { PXE_PATHS } from '../../api/pxe';
 import { createPxeActivities } from '../../activities/pxe/activities';
-import { BootRegistry } from '../../activities/pxe/boot-registry';
+import { SessionStore } from '../../activities/agent/session-store';
 import { start, type HttpBootServer } from '../../activities/pxe/http-boot';
 import { DISCOVERY_KEYS, SERVER_RESOURCE, serverNameForMac, startDiscoveryReporter, type DiscoveryReporter } from '../../workers/discovery';
 import { kubeTestContext, type KubeTestContext } from '../helpers/env';
@@ -24,7 +24,7 @@ describe('discovery reporter: unknown PXE MACs become unaccepted Sidero Servers 
   let kube: KubeTestContext;
   let api: CustomObjectsApi;
   let dir: string;
-  let registry: BootRegistry;
+  let registry: SessionStore;
   let server: HttpBootServer;
   let reporter: DiscoveryReporter;
   const log = pino({ level: 'silent' });
@@ -49,10 +49,11 @@ describe('discovery reporter: unknown PXE MACs become unaccepted Sidero Servers 
     kube = await kubeTestContext('discovery');
     api = kube.kc.makeApiClient(CustomObjectsApi);
     dir = mkdtempSync(path.join(tmpdir(), 'ironflow-discovery-'));
-    registry = await BootRegistry.open();
-    server = await start({ host: '127.0.0.1', port: 0, filesDir: dir, registry, log });
+    // Room for every MAC these tests see (the bounds have a test of their own below).
+    registry = await SessionStore.open({ discovery: { burst: 1000 } });
+    server = await start({ host: '127.0.0.1', port: 0, filesDir: dir, sessions: registry, log });
     // A long interval: the test drives syncs itself with syncOnce.
-    reporter = startDiscoveryReporter({ kc: kube.kc, registry, intervalMs: 60_000, log });
+    reporter = startDiscoveryReporter({ kc: kube.kc, sessions: registry, intervalMs: 60_000, log });
   });
   afterAll(async () => {
     await reporter?.stop();
@@ -116,7 +117,7 @@ describe('discovery reporter: unknown PXE MACs become unaccepted Sidero Servers 
     expect(await getScript(mac)).toBe(404);
     expect(await reporter.syncOnce()).toBe(1);
     expect(await getScript(mac)).toBe(404);
-    const again = startDiscoveryReporter({ kc: kube.kc, registry, intervalMs: 60_000, log });
+    const again = startDiscoveryReporter({ kc: kube.kc, sessions: registry, intervalMs: 60_000, log });
     try {
       expect(await again.syncOnce()).toBe(0);
     } finally {
@@ -126,18 +127,18 @@ describe('discovery reporter: unknown PXE MACs become unaccepted Sidero Servers 
   });
 
   it('creates no Server for a MAC registered to a host, whether prepared before or after it was first seen', async () => {
-    const pxe = createPxeActivities({ registry, log, newBootId: () => 'boot-discovery' });
+    const pxe = createPxeActivities({ sessions: registry, log });
     const host = { namespace: kube.namespace, name: 'server-01' };
 
     const prepared = randomMac();
-    await pxe.prepareBoot({ host, mac: prepared, mode: 'agent', kernelArgs: [] });
+    await pxe.prepareBoot({ host, mac: prepared, mode: 'disk', kernelArgs: [] });
     expect(await getScript(prepared)).toBe(200);
 
     // Seen while unknown, registered before the reporter synced.
     const late = randomMac();
     expect(await getScript(late)).toBe(404);
     expect(registry.discovered().map((d) => d.mac)).toContain(late);
-    await pxe.prepareBoot({ host: { ...host, name: 'server-02' }, mac: late, mode: 'agent', kernelArgs: [] });
+    await pxe.prepareBoot({ host: { ...host, name: 'server-02' }, mac: late, mode: 'disk', kernelArgs: [] });
 
     expect(await reporter.syncOnce()).toBe(0);
     expect(await serverExists(prepared)).toBe(false);
@@ -149,7 +150,7 @@ describe('discovery reporter: unknown PXE MACs become unaccepted Sidero Servers 
     expect(await getScript(mac)).toBe(404);
     expect(await reporter.syncOnce()).toBe(1);
     const before = await readServer(mac);
-    await createPxeActivities({ registry, log, newBootId: () => 'boot-x' }).prepareBoot({ host: { namespace: kube.namespace, name: 'server-03' }, mac, mode: 'agent', kernelArgs: [] });
+    await createPxeActivities({ sessions: registry, log }).prepareBoot({ host: { namespace: kube.namespace, name: 'server-03' }, mac, mode: 'disk', kernelArgs: [] });
     expect(await getScript(mac)).toBe(200);
     expect(await reporter.syncOnce()).toBe(0);
     const after = await readServer(mac);
@@ -160,7 +161,7 @@ describe('discovery reporter: unknown PXE MACs become unaccepted Sidero Servers 
   it('reports on its own timer, without syncOnce', async () => {
     const mac = randomMac();
     expect(await getScript(mac)).toBe(404);
-    const timed = startDiscoveryReporter({ kc: kube.kc, registry, intervalMs: 50, log });
+    const timed = startDiscoveryReporter({ kc: kube.kc, sessions: registry, intervalMs: 50, log });
     try {
       const deadline = Date.now() + 5_000;
       while (!(await serverExists(mac)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
@@ -173,7 +174,7 @@ describe('discovery reporter: unknown PXE MACs become unaccepted Sidero Servers 
   it('bounds the writes of one sync', async () => {
     const macs = [randomMac(), randomMac(), randomMac()];
     for (const m of macs) expect(await getScript(m)).toBe(404);
-    const bounded = startDiscoveryReporter({ kc: kube.kc, registry, intervalMs: 60_000, maxWritesPerSync: 2, log });
+    const bounded = startDiscoveryReporter({ kc: kube.kc, sessions: registry, intervalMs: 60_000, maxWritesPerSync: 2, log });
     try {
       expect(await bounded.syncOnce()).toBe(2);
       expect(await bounded.syncOnce()).toBe(1);
@@ -182,4 +183,91 @@ describe('discovery reporter: unknown PXE MACs become unaccepted Sidero Servers 
     }
     for (const m of macs) expect(await serverExists(m)).toBe(true);
   });
+});
+
+describe('a discovery flood (issue 13: 20k PXE requests from random MACs made 5,025 Servers)', () => {
+  let kube: KubeTestContext;
+  let api: CustomObjectsApi;
+  let dir: string;
+  const log = pino({ level: 'silent' });
+  const flooded: string[] = [];
+
+  beforeAll(async () => {
+    kube = await kubeTestContext('discovery-flood');
+    api = kube.kc.makeApiClient(CustomObjectsApi);
+    dir = mkdtempSync(path.join(tmpdir(), 'ironflow-discovery-flood-'));
+  });
+  afterAll(async () => {
+    // Servers are cluster-scoped: take this test's away so later runs start from their own.
+    const list = (await api.listClusterCustomObject({ ...SERVER_RESOURCE, labelSelector: `${DISCOVERY_KEYS.discoveredLabel}=true` })) as { items: ServerObject[] };
+    const mine = new Set(flooded);
+    for (const s of list.items) {
+      if (mine.has(s.metadata.annotations?.[DISCOVERY_KEYS.mac] ?? '')) await api.deleteClusterCustomObject({ ...SERVER_RESOURCE, name: s.metadata.name }).catch(() => undefined);
+    }
+    rmSync(dir, { recursive: true, force: true });
+    await kube?.cleanup();
+  });
+
+  it('20,000 random MACs: Server objects stay at or under the cap, the rest are counted, and the plane keeps answering', async () => {
+    const maxServers = 40;
+    // The production limits for records and rate (256 records, burst 32, 1 new MAC/s), with a file as in production.
+    const store = await SessionStore.open({ file: path.join(dir, 'sessions.json') });
+    const server = await start({ host: '127.0.0.1', port: 0, filesDir: dir, sessions: store, log });
+    const known = randomMac();
+    await createPxeActivities({ sessions: store, log }).prepareBoot({ host: { namespace: kube.namespace, name: 'known' }, mac: known, mode: 'disk' });
+    const reporter = startDiscoveryReporter({ kc: kube.kc, sessions: store, intervalMs: 200, maxServers, log });
+    const latencies: number[] = [];
+    let stop = false;
+    const probe = (async () => {
+      while (!stop) {
+        const t0 = Date.now();
+        const res = await request(server.url + PXE_PATHS.macScript(known));
+        await res.body.text();
+        expect(res.statusCode).toBe(200);
+        latencies.push(Date.now() - t0);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      const started = Date.now();
+      const total = 20_000;
+      let next = 0;
+      const statuses = new Map<number, number>();
+      await Promise.all(Array.from({ length: 32 }, async () => {
+        while (next < total && Date.now() - started < 120_000) {
+          next++;
+          const m = randomMac();
+          flooded.push(m);
+          const res = await request(server.url + PXE_PATHS.macScript(m));
+          await res.body.text();
+          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+        }
+      }));
+      const floodMs = Date.now() - started;
+      expect(next).toBe(total);
+      expect([...statuses]).toEqual([[404, total]]);
+      await reporter.syncOnce();
+      await reporter.syncOnce();
+      stop = true;
+      await probe;
+      const list = (await api.listClusterCustomObject({ ...SERVER_RESOURCE, labelSelector: `${DISCOVERY_KEYS.discoveredLabel}=true` })) as { items: ServerObject[] };
+      const floodSet = new Set(flooded);
+      const mine = list.items.filter((s) => floodSet.has(s.metadata.annotations?.[DISCOVERY_KEYS.mac] ?? ''));
+      const stats = store.discovery.stats();
+      console.log(`discovery flood: ${total} MACs in ${floodMs} ms; records ${stats.records}, dropped by cap ${stats.droppedCap}, by rate ${stats.droppedRate}; discovered Servers ${list.items.length} (${mine.length} from the flood, cap ${maxServers}); probe latency max ${Math.max(...latencies)} ms over ${latencies.length} probes`);
+      expect(list.items.length).toBeLessThanOrEqual(maxServers);
+      // Negative control: the reporter did report flood MACs, up to the cap.
+      expect(mine.length).toBeGreaterThan(0);
+      expect(stats.records).toBeLessThanOrEqual(256);
+      expect(stats.records + stats.droppedCap + stats.droppedRate).toBe(total);
+      expect(latencies.length).toBeGreaterThan(3);
+      expect(Math.max(...latencies)).toBeLessThan(2_000);
+    } finally {
+      stop = true;
+      await probe.catch(() => undefined);
+      await reporter.stop();
+      await server.stop();
+      await store.flush();
+    }
+  }, 180_000);
 });

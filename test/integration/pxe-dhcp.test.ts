@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import pino from 'pino';
-import { BootRegistry } from '../../activities/pxe/boot-registry';
+import { SessionStore } from '../../activities/agent/session-store';
 import { startDhcp, type DhcpServer } from '../../activities/pxe/dhcp';
 
 const run = promisify(execFile);
@@ -31,7 +31,7 @@ describe('dnsmasq configured by Ironflow, with a real DHCP client in a network n
   const clientIf = `ifc${id}`;
   let dir: string;
   let dhcp: DhcpServer | undefined;
-  let registry: BootRegistry;
+  let registry: SessionStore;
   let clientMac: string;
 
   beforeAll(async () => {
@@ -49,7 +49,7 @@ describe('dnsmasq configured by Ironflow, with a real DHCP client in a network n
     await ip('-n', clientNs, 'link', 'set', clientIf, 'up');
     const link = await ip('-n', clientNs, '-j', 'link', 'show', clientIf);
     clientMac = (JSON.parse(link.stdout) as { address: string }[])[0]!.address;
-    registry = await BootRegistry.open();
+    registry = await SessionStore.open();
     dhcp = await startDhcp({
       interface: serverIf,
       netns: serverNs,

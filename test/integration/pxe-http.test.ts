@@ -8,7 +8,7 @@ import pino from 'pino';
 import { request } from 'undici';
 import { AGENT_BOOT_FILES, PXE_PATHS } from '../../api/pxe';
 import { createPxeActivities } from '../../activities/pxe/activities';
-import { BootRegistry } from '../../activities/pxe/boot-registry';
+import { SessionStore } from '../../activities/agent/session-store';
 import { buildHttpBootApp, start, type HttpBootServer } from '../../activities/pxe/http-boot';
 
 /** A raw GET whose path nobody normalises (undici and curl would fold `..`). */
@@ -27,7 +27,7 @@ function rawGet(port: number, rawPath: string): Promise<{ status: number; body: 
 describe('Ironflow PXE HTTP server (fastify) with a real HTTP client', () => {
   let dir: string;
   let server: HttpBootServer;
-  let registry: BootRegistry;
+  let sessions: SessionStore;
   const logLines: Record<string, unknown>[] = [];
   const kernel = randomBytes(1024 * 1024 + 17);
   const host = { namespace: 'metal3', name: 'server-01' };
@@ -47,9 +47,9 @@ describe('Ironflow PXE HTTP server (fastify) with a real HTTP client', () => {
       },
     });
     const log = pino({ level: 'info' }, sink);
-    registry = await BootRegistry.open({ file: path.join(dir, 'state', 'boot-registry.json') });
-    server = await start({ host: '127.0.0.1', port: 0, filesDir: files, registry, log, publicUrl: 'http://10.99.0.1:8080' });
-    await createPxeActivities({ registry, log, newBootId: () => 'boot-1' }).prepareBoot({ host, mac, mode: 'agent', kernelArgs: ['ironflow.debug=1'] });
+    sessions = await SessionStore.open({ file: path.join(dir, 'state', 'sessions.json'), newBootId: () => 'boot-1' });
+    server = await start({ host: '127.0.0.1', port: 0, filesDir: files, sessions, log, publicUrl: 'http://10.99.0.1:8080' });
+    await sessions.startSession(host, mac, { command: { id: 'c1', type: 'inspect' }, expected: {}, kernelArgs: ['ironflow.debug=1'] });
   });
   afterAll(async () => {
     await server?.stop();
@@ -63,18 +63,24 @@ describe('Ironflow PXE HTTP server (fastify) with a real HTTP client', () => {
     expect(body).toContain('chain --autofree http://10.99.0.1:8080/boot/${mac:hexhyp}.ipxe || goto unknown');
   });
 
-  it('serves the per-MAC agent script of a registered MAC, and logs the host with the request', async () => {
+  it('serves the per-MAC agent script of a registered MAC once, with its token, and logs the host (never the token) with the request', async () => {
+    // A HEAD is no fetch: it must not burn the boot's one script.
+    const head = await request(server.url + PXE_PATHS.macScript(mac), { method: 'HEAD' });
+    await head.body.text();
+    expect(head.statusCode).toBe(404);
     const res = await request(server.url + PXE_PATHS.macScript(mac));
     expect(res.statusCode).toBe(200);
     const body = await res.body.text();
     expect(body).toMatch(/^#!ipxe\n/);
     expect(body).toContain(`kernel http://10.99.0.1:8080/files/${AGENT_BOOT_FILES.kernel} `);
-    expect(body).toContain('ironflow.api=http://10.99.0.1:8080 ironflow.boot=boot-1');
+    expect(body).toMatch(/ironflow\.api=http:\/\/10\.99\.0\.1:8080 ironflow\.boot=boot-1 ironflow\.token=[A-Za-z0-9_-]{43} /);
     expect(body).toContain('ironflow.debug=1');
     expect(body).toContain(`initrd http://10.99.0.1:8080/files/${AGENT_BOOT_FILES.initramfs}`);
-    expect(registry.get(mac)?.lastServedAt).toBeDefined();
-    const line = logLines.find((l) => l.msg === 'http request' && l.mac === mac);
+    expect(sessions.bootOf(host)?.lastServedAt).toBeDefined();
+    const token = /ironflow\.token=(\S+)/.exec(body)![1]!;
+    const line = logLines.find((l) => l.msg === 'http request' && l.mac === mac && l.status === 200);
     expect(line).toMatchObject({ host: 'metal3/server-01', status: 200, method: 'GET' });
+    expect(JSON.stringify(logLines)).not.toContain(token);
     // The kernel download that follows from the same address is logged with the same machine.
     await (await request(server.url + PXE_PATHS.file(AGENT_BOOT_FILES.kernel), { headers: { range: 'bytes=0-0' } })).body.arrayBuffer();
     await new Promise((r) => setImmediate(r));
@@ -89,13 +95,22 @@ describe('Ironflow PXE HTTP server (fastify) with a real HTTP client', () => {
       expect(res.statusCode).toBe(404);
       await res.body.text();
     }
-    const listed = await createPxeActivities({ registry, log: pino({ level: 'silent' }) }).listDiscovered();
+    const listed = await createPxeActivities({ sessions, log: pino({ level: 'silent' }) }).listDiscovered();
     expect(listed).toEqual([expect.objectContaining({ mac: '52:54:00:00:00:99', sourceIp: '127.0.0.1', source: 'http', count: 2 })]);
-    // Discovery survives a restart: it is in the registry file.
-    await registry.flush();
-    const reopened = await BootRegistry.open({ file: path.join(dir, 'state', 'boot-registry.json') });
+    // Discovery survives a restart: it is in the store's file.
+    await sessions.flush();
+    const reopened = await SessionStore.open({ file: path.join(dir, 'state', 'sessions.json') });
     expect(reopened.discovered()[0]?.mac).toBe('52:54:00:00:00:99');
-    expect(reopened.get(mac)?.bootId).toBe('boot-1');
+    expect(reopened.bootOf(host)?.bootId).toBe('boot-1');
+  });
+
+  it('says nothing back of what the client asked for: no MAC, no file name', async () => {
+    const unknown = await rawGet(server.port, '/boot/52-54-00-00-0a-99.ipxe');
+    expect(unknown.status).toBe(404);
+    expect(unknown.body).not.toMatch(/52.54.00.00.0a.99/);
+    const missing = await rawGet(server.port, '/files/no-such-file-XYZZY');
+    expect(missing.status).toBe(404);
+    expect(missing.body).not.toContain('XYZZY');
   });
 
   it('rejects a malformed per-MAC name with 400', async () => {
@@ -142,7 +157,7 @@ describe('Ironflow PXE HTTP server (fastify) with a real HTTP client', () => {
   it('lets another module register a plugin (the agent API) on the same fastify instance before it listens', async () => {
     const app = await buildHttpBootApp({
       filesDir: path.join(dir, 'files'),
-      registry,
+      sessions,
       log: pino({ level: 'silent' }),
       baseUrl: () => 'http://10.99.0.1:8080',
       plugins: [{ plugin: async (a) => void a.get('/ping', async () => ({ pong: true })), prefix: '/v1/agent' }],

@@ -1,8 +1,9 @@
 import { AGENT_BOOT_FILES } from '../../api/pxe';
-import type { BootEntry } from '../../activities/pxe/boot-registry';
+import type { HostRef } from '../../api/host';
+import type { BootRecord } from '../../activities/agent/session-state';
 import { checkBaseUrl, renderChainScript, renderHostScript } from '../../activities/pxe/ipxe-script';
 
-const entry = (over: Partial<BootEntry> = {}): BootEntry => ({
+const entry = (over: Partial<BootRecord & { host: HostRef }> = {}): BootRecord & { host: HostRef } => ({
   mac: '52:54:00:12:34:56',
   host: { namespace: 'metal3', name: 'server-01' },
   mode: 'agent',
@@ -12,6 +13,7 @@ const entry = (over: Partial<BootEntry> = {}): BootEntry => ({
   ...over,
 });
 const base = 'http://10.99.0.1:8080';
+const token = 'q0Z3bA8mYfV1Yx1pE9n2kQ7sL4cR6tU0wH5jG3dF2aB';
 
 describe('iPXE scripts', () => {
   it('the chain script fetches the per-MAC script with iPXE\'s own ${mac:hexhyp} and exits for unknown machines', () => {
@@ -28,14 +30,14 @@ describe('iPXE scripts', () => {
     );
   });
 
-  it('mode agent: kernel and initramfs over HTTP from /files/, with the API URL and boot id on the command line', () => {
-    const s = renderHostScript({ entry: entry({ kernelArgs: ['ironflow.debug=1'] }), baseUrl: base });
+  it('mode agent: kernel and initramfs over HTTP from /files/, with the API URL, boot id and token on the command line', () => {
+    const s = renderHostScript({ entry: entry({ kernelArgs: ['ironflow.debug=1'] }), baseUrl: base, token });
     const lines = s.split('\n');
     expect(lines[0]).toBe('#!ipxe');
     const kernel = lines.find((l) => l.startsWith('kernel '))!;
     expect(kernel).toBe(
       `kernel ${base}/files/${AGENT_BOOT_FILES.kernel} initrd=${AGENT_BOOT_FILES.initramfs} ironflow.api=${base} ` +
-        'ironflow.boot=0b6f6c1e-3f7a-4e55-9d0e-1c2b3a4d5e6f console=tty0 console=ttyS0,115200n8 panic=30 ironflow.debug=1 || goto failed',
+        `ironflow.boot=0b6f6c1e-3f7a-4e55-9d0e-1c2b3a4d5e6f ironflow.token=${token} console=tty0 console=ttyS0,115200n8 panic=30 ironflow.debug=1 || goto failed`,
     );
     expect(lines).toContain(`initrd ${base}/files/${AGENT_BOOT_FILES.initramfs} || goto failed`);
     expect(lines).toContain('boot || goto failed');
@@ -56,7 +58,7 @@ describe('iPXE scripts', () => {
     ['an iPXE variable expansion', '${net0/mac}'],
     ['a space (would split the argument)', 'a b'],
   ])('refuses a kernel argument with %s', (_what, arg) => {
-    expect(() => renderHostScript({ entry: entry({ kernelArgs: [arg] }), baseUrl: base })).toThrow(/kernel argument/);
+    expect(() => renderHostScript({ entry: entry({ kernelArgs: [arg] }), baseUrl: base, token })).toThrow(/kernel argument/);
   });
 
   it.each(['ftp://10.99.0.1/', 'http://user:pw@10.99.0.1/', 'http://10.99.0.1/?x=1', 'not a url'])('refuses the base URL %s', (url) => {
@@ -64,6 +66,15 @@ describe('iPXE scripts', () => {
   });
 
   it('refuses a boot id that could break the script', () => {
-    expect(() => renderHostScript({ entry: entry({ bootId: 'x y' }), baseUrl: base })).toThrow(/boot id/);
+    expect(() => renderHostScript({ entry: entry({ bootId: 'x y' }), baseUrl: base, token })).toThrow(/boot id/);
+  });
+
+  it.each([
+    ['no token', undefined],
+    ['a token with a space (would split the argument)', 'abc def'.repeat(4)],
+    ['a token with an iPXE expansion', '${net0/mac}'.repeat(3)],
+  ])('an agent boot with %s is not rendered, and the error does not repeat the value', (_what, bad) => {
+    expect(() => renderHostScript({ entry: entry(), baseUrl: base, token: bad })).toThrow(/needs its token/);
+    if (bad) expect(() => renderHostScript({ entry: entry(), baseUrl: base, token: bad })).not.toThrow(bad);
   });
 });
