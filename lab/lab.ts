@@ -16,6 +16,7 @@ import { startFaultProxy, type FaultProxy } from './bmc/fault-proxy';
 import { startIpmiSim, type IpmiSim } from './bmc/ipmi-sim';
 import { startSushyFleet } from './bmc/sushy';
 import { renderHostManifests } from './manifests';
+import { startPxeFaultPath } from './sim/pxe-fault-path';
 import { SimServer, type BootEvent, type PxeEndpoints } from './sim/server';
 import { startQemuBmc } from './qemu/bmc';
 import { startLabNetwork } from './qemu/network';
@@ -141,7 +142,7 @@ async function startQemuMembers(servers: LabServer[], o: StartLabOptions, cleanu
       diskSerial: s.disks[0]?.serialNumber,
     });
     cleanups.push(() => vm.stop());
-    const bmc = await startQemuBmc({ name: s.name, workDir: join(o.workDir, 'servers', s.name, 'bmc'), qmpSocket: vm.bmcQmpSocket, username: s.bmc.username, password: s.bmc.password });
+    const bmc = await startQemuBmc({ name: s.name, workDir: join(o.workDir, 'servers', s.name, 'bmc'), qmpSocket: vm.bmcQmpSocket, username: s.bmc.username, password: s.bmc.password, log: o.log });
     cleanups.push(() => bmc.stop());
     members.push({ server: s, bmcAddress: bmc.address, vm });
   }
@@ -194,6 +195,8 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
         systems: redfishServers.map((s) => ({ name: s.name, uuid: systemUuid(s.name), powerState: 'Off', nics: s.nics.map((n) => ({ mac: n.mac })) })),
         workDir: join(o.workDir, 'sushy'),
         notificationUrl,
+        // A killed emulator comes back on its port with its systems (sushy keeps them in its state folder).
+        supervise: { name: 'sushy-emulator', log: o.log },
       });
       cleanups.push(() => fleet.stop());
       for (const [shardIndex, shard] of fleet.shards.entries()) {
@@ -228,6 +231,8 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
         username: s.bmc.username,
         password: s.bmc.password,
         fru: { manufacturer: s.vendor, product: s.model, serial: s.disks[0]?.serialNumber ?? s.name },
+        // A killed ipmi_sim comes back on its port; the chassis state file it reads outlives it.
+        supervise: { log: o.log },
       });
       cleanups.push(() => sim.stop());
       addresses.set(s.name, sim.address);
@@ -256,7 +261,17 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
       provisioningNetwork = q.network;
     }
     for (const s of simulated) {
+      // A server with PXE faults reaches the PXE services through a lossy path of its own.
+      const loss = (f: string) => (s.faults ?? []).filter((x) => x.fault === f).reduce((n, x) => n + (x.count ?? 1), 0);
+      let via: { httpOrigin: string; tftp: { host: string; port: number } } | undefined;
+      if (loss('pxe-tftp-loss') + loss('pxe-http-loss') > 0) {
+        const path = await startPxeFaultPath({ tftp: o.pxe.tftp, httpOrigin: new URL(o.pxe.httpUrl).origin, tftpLoss: loss('pxe-tftp-loss'), httpLoss: loss('pxe-http-loss') });
+        cleanups.push(() => path.stop());
+        via = path.via;
+      }
       const sim = new SimServer({
+        via,
+        firmware: s.firmware?.bootRetrySeconds !== undefined ? { bootRetryDelayMs: s.firmware.bootRetrySeconds * 1000 } : undefined,
         server: s,
         workDir: join(o.workDir, 'servers', s.name),
         pxe: o.pxe,

@@ -29,6 +29,8 @@ export interface StartSushyOptions {
   port?: number;
   /** Directory with `sushy-emulator` and `python` (default: the repo's .venv/bin). */
   venvBin?: string;
+  /** Restart the emulator when it dies (lab/bmc/child.ts Supervision); lines go to `log`. */
+  supervise?: { name: string; log?: (line: string) => void };
 }
 
 export interface SushyEmulator {
@@ -40,6 +42,9 @@ export interface SushyEmulator {
   /** PEM of the self-signed certificate when `tls` is set: the CA bundle that trusts it. */
   caPem?: string;
   logFile: string;
+  /** The emulator process now (it changes when a supervised emulator is restarted). */
+  readonly pid: number;
+  readonly restarts: number;
   stop(): Promise<void>;
 }
 
@@ -122,6 +127,7 @@ export async function startSushy(o: StartSushyOptions): Promise<SushyEmulator> {
     logFile,
     ready: () => answers(`${url}/redfish/v1`),
     readyTimeoutMs: 20_000,
+    supervise: o.supervise,
   });
   return {
     url,
@@ -129,6 +135,12 @@ export async function startSushy(o: StartSushyOptions): Promise<SushyEmulator> {
     systemIds: Object.fromEntries(systems.map((s) => [s.name, s.uuid])),
     caPem,
     logFile,
+    get pid() {
+      return child.pid;
+    },
+    get restarts() {
+      return child.restarts;
+    },
     stop: child.stop,
   };
 }
@@ -140,7 +152,13 @@ export async function startSushyFleet(o: StartSushyOptions & { perProcess?: numb
   try {
     const per = Math.min(o.perProcess ?? SUSHY_SYSTEMS_PER_PROCESS, SUSHY_SYSTEMS_PER_PROCESS);
     for (let i = 0; i < o.systems.length; i += per) {
-      const shard = await startSushy({ ...o, port: undefined, systems: o.systems.slice(i, i + per), workDir: join(o.workDir, `shard-${i / per}`) });
+      const shard = await startSushy({
+        ...o,
+        port: undefined,
+        systems: o.systems.slice(i, i + per),
+        workDir: join(o.workDir, `shard-${i / per}`),
+        supervise: o.supervise ? { ...o.supervise, name: `${o.supervise.name} shard-${i / per}` } : undefined,
+      });
       shards.push(shard);
       for (const name of Object.keys(shard.systemIds)) owner[name] = shard;
     }
