@@ -50,6 +50,8 @@ function expand(text: string, vars: Record<string, string>): string {
   });
 }
 
+const varName = (word: string | undefined) => (word ?? '').split(':')[0]!;
+
 /** Splits `a || b && c` into commands and the operators between them (iPXE has no quoting beyond words). */
 function splitLine(line: string): { cmds: string[]; ops: Array<'||' | '&&'> } {
   const cmds: string[] = [];
@@ -120,14 +122,15 @@ export async function runIpxeScript(script: string, host: IpxeHost, depth = 0): 
           const code = Number(args[0] ?? 0);
           return { status: 'end', outcome: { kind: 'exit', code, reason: code === 0 ? 'exit' : `exit ${code}${lastFailure ? ` after: ${lastFailure}` : ''}` } };
         }
+        // `set name:type value`: the type (int32, string...) only changes how iPXE stores it.
         case 'set':
-          host.vars[args[0] ?? ''] = args.slice(1).join(' ');
+          host.vars[varName(args[0])] = args.slice(1).join(' ');
           return { status: 'ok' };
         case 'clear':
-          delete host.vars[args[0] ?? ''];
+          delete host.vars[varName(args[0])];
           return { status: 'ok' };
         case 'inc':
-          host.vars[args[0] ?? ''] = String(Number(host.vars[args[0] ?? ''] ?? 0) + Number(args[1] ?? 1));
+          host.vars[varName(args[0])] = String(Number(host.vars[varName(args[0])] ?? 0) + Number(args[1] ?? 1));
           return { status: 'ok' };
         case 'iseq':
           return (args[0] ?? '') === (args[1] ?? '') ? { status: 'ok' } : { status: 'fail', reason: 'not equal' };
