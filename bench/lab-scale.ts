@@ -51,8 +51,9 @@ function cpuSecondsByPart(dir: string): Record<string, number> {
       const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
       const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const secs = (Number(f[11]) + Number(f[12])) / hz;
-      const part = Number(pid) === process.pid ? 'plane (node: worker, bridge, PXE, lab)' : !cmd.includes(dir) && !cmd.includes('temporal') ? undefined
+      // utime + stime, and for this process also its reaped children (the agents' busybox, ipmitool).
+      const secs = (Number(f[11]) + Number(f[12]) + (Number(pid) === process.pid ? Number(f[13]) + Number(f[14]) : 0)) / hz;
+      const part = Number(pid) === process.pid ? 'plane+lab process (worker, bridge, PXE, sims, agents)' : !cmd.includes(dir) && !cmd.includes('temporal') ? undefined
         : /sushy-emulator/.test(cmd) ? 'sushy-emulator' : /ipmi_sim/.test(cmd) ? 'ipmi_sim' : /temporal/.test(cmd) && cmd.includes(dir) ? 'temporal dev server' : /kube-apiserver/.test(cmd) ? 'kube-apiserver' : /etcd/.test(cmd) ? 'etcd' : undefined;
       if (part) parts[part] = (parts[part] ?? 0) + secs;
     } catch {
@@ -82,9 +83,13 @@ async function main(): Promise<void> {
   const ipmiCount = Math.round(N * IPMI_SHARE);
   for (const s of inventory.servers.slice(N - ipmiCount)) s.bmc.protocol = 'ipmi';
   const netboots = new Map<string, number>();
+  const netbootMs: number[] = [];
   const failures: string[] = [];
   const onEvent = (server: string, e: BootEvent) => {
-    if (e.kind === 'netboot' && e.script === 'agent') netboots.set(server, (netboots.get(server) ?? 0) + 1);
+    if (e.kind === 'netboot' && e.script === 'agent') {
+      netboots.set(server, (netboots.get(server) ?? 0) + 1);
+      netbootMs.push(e.ms);
+    }
     if (e.kind === 'boot-failed' || e.kind === 'netboot-failed') failures.push(`${server}: ${e.kind}: ${e.reason}`);
   };
   const stack = await startHostStack({
@@ -108,6 +113,8 @@ async function main(): Promise<void> {
   const labStartedS = (Date.now() - t0) / 1000;
   console.log(`lab-scale: ${N} hosts (${N - ipmiCount} Redfish, ${ipmiCount} IPMI), Temporal ${MEMORY ? 'in memory' : 'SQLite file'}, ${cpus().length} cores; plane + lab up in ${labStartedS.toFixed(1)} s; work dir ${dir}`);
   const rssAfterLab = process.memoryUsage().rss / 2 ** 20;
+  const fds = () => readdirSync('/proc/self/fd').length;
+  console.log(`plane+lab process: RSS ${rssAfterLab.toFixed(0)} MiB, ${fds()} open fds after lab start`);
 
   const custom = kc.makeApiClient(CustomObjectsApi);
   const states = async () => {
@@ -161,11 +168,13 @@ async function main(): Promise<void> {
     console.log(`all ${N} provisioned ${provisionedS.toFixed(1)} s after the image patch; ${(availableS + provisionedS).toFixed(1)} s from kubectl apply`);
     const boots = [...netboots.values()];
     console.log(`agent netboots per host: min ${Math.min(...boots)} max ${Math.max(...boots)} total ${boots.reduce((a, b) => a + b, 0)} (2 = inspect + deploy); failed boot attempts (each retried by the firmware): ${failures.length}`);
-    for (const f of failures.slice(0, 10)) console.log(`  ${f}`);
+    const sorted = [...netbootMs].sort((a, b) => a - b);
+    console.log(`simulated network boot (chain script to kernel + initramfs loaded): p50 ${sorted[Math.floor(sorted.length / 2)]} ms, max ${sorted.at(-1)} ms`);
+    for (const f of failures.slice(0, 5)) console.log(`  ${f}`);
   } finally {
     const cpu = cpuSecondsByPart(dir);
     console.log(`CPU seconds by part: ${Object.entries(cpu).map(([k, v]) => `${k} ${v.toFixed(0)}`).join(', ')}`);
-    console.log(`plane RSS after lab start ${rssAfterLab.toFixed(0)} MiB, at end ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB`);
+    console.log(`plane+lab process RSS after lab start ${rssAfterLab.toFixed(0)} MiB, at end ${(process.memoryUsage().rss / 2 ** 20).toFixed(0)} MiB; ${fds()} open fds`);
     await stack.stop();
     await nativeConnection.close();
     await connection.close();

@@ -23,7 +23,6 @@
  * iPXE (lab/qemu).
  */
 import { createWriteStream } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -87,17 +86,23 @@ export interface NetbootAttempt {
 function tftpGet(o: { host: string; port: number; blockSize: number; timeoutMs: number; retries: number }, remote: string, local: string): Promise<number> {
   const client = tftp.createClient({ host: o.host, port: o.port, blockSize: o.blockSize, retries: o.retries, timeout: o.timeoutMs });
   // node-tftp's get stream is not a complete stream.Readable (pipeline reports a
-  // premature close): collect it by its events instead.
+  // premature close): write it out by its events, without holding the file in memory.
   return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
+    const out = createWriteStream(local);
+    let bytes = 0;
+    const fail = (err: Error) => {
+      out.destroy();
+      reject(new Error(`TFTP ${remote}: ${err.message}`));
+    };
+    out.on('error', fail);
     client
       .createGetStream(remote)
-      .on('data', (c: Buffer) => chunks.push(c))
-      .on('error', (err: Error) => reject(new Error(`TFTP ${remote}: ${err.message}`)))
-      .on('end', () => {
-        const body = Buffer.concat(chunks);
-        writeFile(local, body).then(() => resolve(body.length), reject);
-      });
+      .on('data', (c: Buffer) => {
+        bytes += c.length;
+        out.write(c);
+      })
+      .on('error', fail)
+      .on('end', () => out.end(() => resolve(bytes)));
   });
 }
 
