@@ -85,7 +85,11 @@ async function main(): Promise<void> {
   const netboots = new Map<string, number>();
   const netbootMs: number[] = [];
   const failures: string[] = [];
+  /** Per host, the time of each lab event kind (first after `phaseStart`), for the phase breakdown. */
+  const timeline = new Map<string, Array<{ at: number; e: BootEvent }>>();
   const onEvent = (server: string, e: BootEvent) => {
+    timeline.set(server, [...(timeline.get(server) ?? []), { at: Date.now(), e }]);
+    log.info({ component: 'lab', server, ...e }, `lab ${server}: ${e.kind}`);
     if (e.kind === 'netboot' && e.script === 'agent') {
       netboots.set(server, (netboots.get(server) ?? 0) + 1);
       netbootMs.push(e.ms);
@@ -126,11 +130,13 @@ async function main(): Promise<void> {
     }
     return { hist, items: list.items };
   };
+  const firstSeen = new Map<string, number>();
   const waitAll = async (state: string, since: number) => {
     let last = '';
     let lastPrint = 0;
     while (Date.now() - since < LIMIT_MS) {
-      const { hist } = await states();
+      const { hist, items } = await states();
+      for (const h of items) if (h.status?.provisioning?.state === state && !firstSeen.has(`${state}/${h.metadata.name}`)) firstSeen.set(`${state}/${h.metadata.name}`, Date.now());
       const line = JSON.stringify(hist);
       if (Date.now() - lastPrint > 15_000 || (line !== last && hist[state] === N)) {
         console.log(`  +${((Date.now() - since) / 1000).toFixed(0).padStart(5)} s ${line}`);
@@ -143,11 +149,32 @@ async function main(): Promise<void> {
     throw new Error(`not all ${N} hosts reached ${state} within ${LIMIT_MS / 60_000} min: ${last}`);
   };
 
+  /** Where each host's time went in one phase: to its netboot, the boot itself, the agent, and after the agent to the status. */
+  const phases = (name: string, t0: number, state: string) => {
+    const parts: Record<string, number[]> = { 'start -> netboot begins (workflow, BMC power on)': [], 'netboot (scripts, kernel, initramfs)': [], 'agent run (boot -> agent exit)': [], 'agent exit -> status seen (2 s poll)': [] };
+    for (const s of inventory.servers) {
+      const ev = (timeline.get(s.name) ?? []).filter((x) => x.at >= t0);
+      const boot = ev.find((x) => x.e.kind === 'netboot' && x.e.script === 'agent');
+      const exit = ev.find((x) => x.e.kind === 'agent-exit');
+      const seen = firstSeen.get(`${state}/${s.name}`);
+      if (!boot || !exit || !seen) continue;
+      const ms = (boot.e as { ms: number }).ms;
+      parts['start -> netboot begins (workflow, BMC power on)']!.push(boot.at - ms - t0);
+      parts['netboot (scripts, kernel, initramfs)']!.push(ms);
+      parts['agent run (boot -> agent exit)']!.push(exit.at - boot.at);
+      parts['agent exit -> status seen (2 s poll)']!.push(seen - exit.at);
+    }
+    const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+    console.log(`  ${name} per host (p50 / p90 / max, s):`);
+    for (const [k, xs] of Object.entries(parts)) console.log(`    ${k.padEnd(50)} ${(q(xs, 0.5) / 1000).toFixed(1)} / ${(q(xs, 0.9) / 1000).toFixed(1)} / ${(Math.max(...xs) / 1000).toFixed(1)}`);
+  };
+
   try {
     const tApply = Date.now();
     execFileSync(tools.kubectl, ['--kubeconfig', kube.kubeconfigPath, 'apply', '-f', stack.lab!.manifestsFile], { stdio: 'ignore' });
     const availableS = await waitAll('available', tApply);
     console.log(`all ${N} available ${availableS.toFixed(1)} s after kubectl apply (${((N / availableS) * 60).toFixed(1)} hosts/min)`);
+    phases('inspection', tApply, 'available');
 
     const image = Buffer.concat([Buffer.from('IRONFLOW-LAB-SCALE\n'), randomBytes(2 ** 20)]);
     writeFileSync(join(stack.provisioning.filesDir, 'scale.img'), image);
@@ -166,6 +193,7 @@ async function main(): Promise<void> {
     );
     const provisionedS = await waitAll('provisioned', tProv);
     console.log(`all ${N} provisioned ${provisionedS.toFixed(1)} s after the image patch; ${(availableS + provisionedS).toFixed(1)} s from kubectl apply`);
+    phases('provisioning', tProv, 'provisioned');
     const boots = [...netboots.values()];
     console.log(`agent netboots per host: min ${Math.min(...boots)} max ${Math.max(...boots)} total ${boots.reduce((a, b) => a + b, 0)} (2 = inspect + deploy); failed boot attempts (each retried by the firmware): ${failures.length}`);
     const sorted = [...netbootMs].sort((a, b) => a - b);
