@@ -8,7 +8,7 @@
  * (ipmi_sim, driven by ipmitool).
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,7 @@ describe('simulated PXE firmware on a lossy path still boots the agent', () => {
   let temporal: TemporalTestContext;
   let pxe: ProvisioningServices;
   let lab: Lab;
+  let work: string;
   const events: Array<{ server: string; e: BootEvent; at: number }> = [];
   const tftpLines: Array<Record<string, unknown>> = [];
   const inventory: LabInventory = {
@@ -62,7 +63,7 @@ describe('simulated PXE firmware on a lossy path still boots the agent', () => {
   beforeAll(async () => {
     registerTestSecret(...inventory.servers.map((s) => s.bmc.password));
     temporal = await temporalTestContext('fw');
-    const work = mkdtempSync(join(tmpdir(), 'ironflow-fw-'));
+    work = mkdtempSync(join(tmpdir(), 'ironflow-fw-'));
     const log = pino({ level: 'info' }, { write: (line: string) => {
       const o = JSON.parse(line) as Record<string, unknown>;
       if (o.component === 'pxe-tftp') tftpLines.push(o);
@@ -72,7 +73,8 @@ describe('simulated PXE firmware on a lossy path still boots the agent', () => {
     for (const f of Object.values(AGENT_BOOT_FILES)) copyFileSync(join(projectRoot(__dirname), '.ironflow', 'boot', f), join(files, f));
     lab = await startLab({ inventory, workDir: join(work, 'lab'), pxe: { httpUrl: pxe.httpUrl, tftp: pxe.tftp }, onEvent: (s, e) => events.push({ server: s, e, at: Date.now() }) });
     for (const s of inventory.servers) {
-      await pxe.registry.set({ mac: s.nics[0]!.mac, host: { namespace: 'fw', name: s.name }, mode: 'agent', bootId: `boot-${s.name}`, kernelArgs: [], preparedAt: new Date().toISOString() });
+      // An extra kernel argument, as the plane puts the agent's token on the command line.
+      await pxe.registry.set({ mac: s.nics[0]!.mac, host: { namespace: 'fw', name: s.name }, mode: 'agent', bootId: `boot-${s.name}`, kernelArgs: [`lab.marker=${s.name}`], preparedAt: new Date().toISOString() });
     }
   });
   afterAll(async () => {
@@ -128,6 +130,12 @@ describe('simulated PXE firmware on a lossy path still boots the agent', () => {
     expect(sent.length).toBeGreaterThanOrEqual(4);
     for (const name of [lossy.name, dead.name, reset.name, clean.name]) {
       expect((of(name).find((e) => e.kind === 'netboot' && e.script === 'agent') as { kernelBytes: number }).kernelBytes).toBe(sent[0]!.bytes);
+    }
+    // The agent's /proc/cmdline carries the served script's kernel arguments, the plane's extra one included
+    // (test/unit/lab-ipxe.test.ts checks the whole line word for word).
+    for (const s of [lossy, dead, reset, clean]) {
+      const words = readFileSync(join(work, 'lab', 'servers', s.name, 'sysroot', 'proc', 'cmdline'), 'utf8').trim().split(' ');
+      expect(words).toEqual(expect.arrayContaining([`ironflow.boot=boot-${s.name}`, `lab.marker=${s.name}`, 'initrd=ironflow-agent.initramfs']));
     }
     for (const s of [lossy, dead, reset, clean]) await ipmitool(s, 'chassis', 'power', 'off');
   }, 120_000);
