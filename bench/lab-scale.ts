@@ -24,6 +24,7 @@ import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import pLimit from 'p-limit';
 import pino from 'pino';
+import { workflowIdFor } from '../api/names';
 import { projectRoot } from '../api/project-root';
 import { installCrds } from '../k8s-bridge/install-crds';
 import { generatedInventory } from '../lab/inventory';
@@ -169,6 +170,47 @@ async function main(): Promise<void> {
     for (const [k, xs] of Object.entries(parts)) console.log(`    ${k.padEnd(50)} ${(q(xs, 0.5) / 1000).toFixed(1)} / ${(q(xs, 0.9) / 1000).toFixed(1)} / ${(Math.max(...xs) / 1000).toFixed(1)}`);
   };
 
+  /**
+   * From the host workflows' own histories: how long activities and workflow
+   * tasks waited for the worker (schedule -> start) and ran (start -> close),
+   * by activity type. Waiting is the worker's CPU or its concurrency limits;
+   * running is the activity's own work (BMC calls, status writes, agent waits).
+   */
+  const historyBreakdown = async () => {
+    const secs = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) => Number(t?.seconds ?? 0) + (t?.nanos ?? 0) / 1e9;
+    const wait: Record<string, number[]> = {};
+    const ran: Record<string, number[]> = {};
+    const add = (m: Record<string, number[]>, k: string, v: number) => (m[k] ??= []).push(v);
+    for (const s of inventory.servers.slice(0, 20)) {
+      const events = (await client.workflow.getHandle(workflowIdFor('BareMetalHost', 'scale', s.name)).fetchHistory()).events ?? [];
+      const byId = new Map(events.map((e) => [Number(e.eventId), e]));
+      for (const e of events) {
+        const st = e.activityTaskStartedEventAttributes;
+        if (st) {
+          const sched = byId.get(Number(st.scheduledEventId));
+          add(wait, sched?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?', secs(e.eventTime) - secs(sched?.eventTime));
+        }
+        const done = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes;
+        if (done) {
+          const sched = byId.get(Number(done.scheduledEventId));
+          const started = byId.get(Number(done.startedEventId));
+          add(ran, sched?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?', secs(e.eventTime) - secs(started?.eventTime));
+        }
+        if (e.workflowTaskStartedEventAttributes) {
+          add(wait, '(workflow task)', secs(e.eventTime) - secs(byId.get(Number(e.eventId) - 1)?.eventTime));
+        }
+        if (e.workflowTaskCompletedEventAttributes) add(ran, '(workflow task)', secs(e.eventTime) - secs(byId.get(Number(e.workflowTaskCompletedEventAttributes.startedEventId))?.eventTime));
+      }
+    }
+    const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))] ?? NaN;
+    console.log('  from 20 host histories (n, wait for worker p50/p90/max s, run p50/p90/max s):');
+    for (const k of Object.keys(ran).sort()) {
+      const w = wait[k] ?? [];
+      const r = ran[k]!;
+      console.log(`    ${k.padEnd(28)} n=${String(r.length).padStart(4)}  wait ${q(w, 0.5).toFixed(2)} / ${q(w, 0.9).toFixed(2)} / ${Math.max(...w).toFixed(2)}  run ${q(r, 0.5).toFixed(2)} / ${q(r, 0.9).toFixed(2)} / ${Math.max(...r).toFixed(2)}`);
+    }
+  };
+
   try {
     const tApply = Date.now();
     execFileSync(tools.kubectl, ['--kubeconfig', kube.kubeconfigPath, 'apply', '-f', stack.lab!.manifestsFile], { stdio: 'ignore' });
@@ -194,6 +236,7 @@ async function main(): Promise<void> {
     const provisionedS = await waitAll('provisioned', tProv);
     console.log(`all ${N} provisioned ${provisionedS.toFixed(1)} s after the image patch; ${(availableS + provisionedS).toFixed(1)} s from kubectl apply`);
     phases('provisioning', tProv, 'provisioned');
+    await historyBreakdown();
     const boots = [...netboots.values()];
     console.log(`agent netboots per host: min ${Math.min(...boots)} max ${Math.max(...boots)} total ${boots.reduce((a, b) => a + b, 0)} (2 = inspect + deploy); failed boot attempts (each retried by the firmware): ${failures.length}`);
     const sorted = [...netbootMs].sort((a, b) => a - b);

@@ -195,8 +195,14 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
         systems: redfishServers.map((s) => ({ name: s.name, uuid: systemUuid(s.name), powerState: 'Off', nics: s.nics.map((n) => ({ mac: n.mac })) })),
         workDir: join(o.workDir, 'sushy'),
         notificationUrl,
-        // A killed emulator comes back on its port with its systems (sushy keeps them in its state folder).
-        supervise: { name: 'sushy-emulator', log: o.log },
+        // A killed emulator comes back on its port with its systems (sushy keeps them in its state folder);
+        // every server behind it gets a bmc-down and a bmc-up event.
+        superviseShard: (i, names) => ({
+          name: `sushy-emulator shard-${i}`,
+          log: o.log,
+          onDown: (reason, restartInMs) => names.forEach((n) => o.onEvent?.(n, { kind: 'bmc-down', reason: `sushy-emulator ${reason}`, restartInMs })),
+          onUp: (msSinceRestart) => names.forEach((n) => o.onEvent?.(n, { kind: 'bmc-up', msSinceRestart })),
+        }),
       });
       cleanups.push(() => fleet.stop());
       for (const [shardIndex, shard] of fleet.shards.entries()) {
@@ -232,7 +238,11 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
         password: s.bmc.password,
         fru: { manufacturer: s.vendor, product: s.model, serial: s.disks[0]?.serialNumber ?? s.name },
         // A killed ipmi_sim comes back on its port; the chassis state file it reads outlives it.
-        supervise: { log: o.log },
+        supervise: {
+          log: o.log,
+          onDown: (reason, restartInMs) => o.onEvent?.(s.name, { kind: 'bmc-down', reason: `ipmi_sim ${reason}`, restartInMs }),
+          onUp: (msSinceRestart) => o.onEvent?.(s.name, { kind: 'bmc-up', msSinceRestart }),
+        },
       });
       cleanups.push(() => sim.stop());
       addresses.set(s.name, sim.address);

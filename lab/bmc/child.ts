@@ -57,6 +57,10 @@ export interface Supervision {
   /** Names the emulator in log lines, e.g. "sushy-emulator shard-0 (port 8000)". */
   name: string;
   log?: (line: string) => void;
+  /** The emulator died; it is started again in `restartInMs`. */
+  onDown?: (reason: string, restartInMs: number) => void;
+  /** A restarted emulator answers again. */
+  onUp?: (msSinceRestart: number) => void;
 }
 
 export const RESTART_BACKOFF = { initialMs: 250, maxMs: 15_000, stableAfterMs: 30_000 } as const;
@@ -112,6 +116,7 @@ export async function startLabChild(o: {
       const delay = backoffMs;
       backoffMs = Math.min(backoffMs * 2, RESTART_BACKOFF.maxMs);
       sup.log?.(`lab: ${sup.name} (pid ${run.child.pid}) ${run.exited}; restarting it in ${delay} ms (restart ${restarts + 1})`);
+      sup.onDown?.(run.exited ?? 'exited', delay);
       restartTimer = setTimeout(() => {
         restartTimer = undefined;
         if (stopping) return;
@@ -123,6 +128,7 @@ export async function startLabChild(o: {
           while (!stopping && run !== current && !current.exited && Date.now() - t0 < o.readyTimeoutMs) {
             if (await o.ready().catch(() => false)) {
               sup.log?.(`lab: ${sup.name} answers again (pid ${current.child.pid}, ${Date.now() - t0} ms after restart ${restarts})`);
+              sup.onUp?.(Date.now() - t0);
               return;
             }
             await new Promise((r) => setTimeout(r, 100));

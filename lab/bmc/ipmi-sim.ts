@@ -1,7 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freeLoopbackPort, startLabChild } from './child';
+import { freeLoopbackPort, startLabChild, type Supervision } from './child';
 import { productFru } from './ipmi-fru';
 
 export interface StartIpmiSimOptions {
@@ -26,7 +26,7 @@ export interface StartIpmiSimOptions {
   /** Default `ipmi_sim` from PATH (Debian package openipmi). */
   ipmiSim?: string;
   /** Restart ipmi_sim when it dies (lab/bmc/child.ts Supervision); the chassis state file outlives it. */
-  supervise?: { log?: (line: string) => void };
+  supervise?: Omit<Supervision, 'name'>;
 }
 
 export interface IpmiSim {
@@ -144,7 +144,7 @@ export async function startIpmiSim(o: StartIpmiSimOptions): Promise<IpmiSim> {
     logFile,
     ready: () => rmcpPing(port),
     readyTimeoutMs: 10_000,
-    supervise: o.supervise ? { name: `ipmi_sim of ${o.name} (udp ${port})`, log: o.supervise.log } : undefined,
+    supervise: o.supervise ? { ...o.supervise, name: `ipmi_sim of ${o.name} (udp ${port})` } : undefined,
   });
   return {
     address: `ipmi://127.0.0.1:${port}`,

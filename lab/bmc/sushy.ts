@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { freeLoopbackPort, startLabChild } from './child';
+import { freeLoopbackPort, startLabChild, type Supervision } from './child';
 import { selfSignedCert } from './tls';
 
 /** One fake server of sushy-emulator's fake driver. */
@@ -30,7 +30,7 @@ export interface StartSushyOptions {
   /** Directory with `sushy-emulator` and `python` (default: the repo's .venv/bin). */
   venvBin?: string;
   /** Restart the emulator when it dies (lab/bmc/child.ts Supervision); lines go to `log`. */
-  supervise?: { name: string; log?: (line: string) => void };
+  supervise?: Supervision;
 }
 
 export interface SushyEmulator {
@@ -146,7 +146,7 @@ export async function startSushy(o: StartSushyOptions): Promise<SushyEmulator> {
 }
 
 /** Many systems: one sushy process per `perProcess` (default {@link SUSHY_SYSTEMS_PER_PROCESS}), started in turn. */
-export async function startSushyFleet(o: StartSushyOptions & { perProcess?: number }): Promise<{ shards: SushyEmulator[]; urlOf(name: string): string; systemIds: Record<string, string>; stop(): Promise<void> }> {
+export async function startSushyFleet(o: StartSushyOptions & { perProcess?: number; /** Supervision per shard, given the names of its systems. */ superviseShard?: (shard: number, systemNames: string[]) => Supervision }): Promise<{ shards: SushyEmulator[]; urlOf(name: string): string; systemIds: Record<string, string>; stop(): Promise<void> }> {
   const shards: SushyEmulator[] = [];
   const owner: Record<string, SushyEmulator> = {};
   try {
@@ -157,7 +157,11 @@ export async function startSushyFleet(o: StartSushyOptions & { perProcess?: numb
         port: undefined,
         systems: o.systems.slice(i, i + per),
         workDir: join(o.workDir, `shard-${i / per}`),
-        supervise: o.supervise ? { ...o.supervise, name: `${o.supervise.name} shard-${i / per}` } : undefined,
+        supervise: o.superviseShard
+          ? o.superviseShard(i / per, o.systems.slice(i, i + per).map((x) => x.name))
+          : o.supervise
+            ? { ...o.supervise, name: `${o.supervise.name} shard-${i / per}` }
+            : undefined,
       });
       shards.push(shard);
       for (const name of Object.keys(shard.systemIds)) owner[name] = shard;

@@ -30,6 +30,9 @@ export type BootEvent =
   | { kind: 'kernel-panic'; rebootInMs?: number }
   | { kind: 'disk-boot'; rootDevice?: string }
   | { kind: 'powered-off' }
+  /** The server's BMC process died (the lab restarts it in `restartInMs`; lab/bmc/child.ts) and when it answers again. */
+  | { kind: 'bmc-down'; reason: string; restartInMs: number }
+  | { kind: 'bmc-up'; msSinceRestart: number }
   /** A defect in the lab itself (not a simulated fault). */
   | { kind: 'boot-failed'; reason: string };
 

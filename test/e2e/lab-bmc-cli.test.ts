@@ -154,6 +154,12 @@ describe('lab BMCs driven by ipmitool and curl', () => {
     expect(newPid).not.toBe(pid);
     expect(labLog.some((l) => l.includes(`ipmi_sim of ${s.name} (udp ${port}) (pid ${pid}) exited with SIGKILL; restarting it`))).toBe(true);
     expect(labLog.some((l) => l.includes(`ipmi_sim of ${s.name} (udp ${port}) answers again (pid ${newPid}`))).toBe(true);
+    // The lab's event stream (logged at info by the plane) names the server whose BMC went down and came back.
+    expect(events.filter((x) => x.server === s.name && (x.e.kind === 'bmc-down' || x.e.kind === 'bmc-up')).map((x) => x.e)).toEqual([
+      { kind: 'bmc-down', reason: 'ipmi_sim exited with SIGKILL', restartInMs: 250 },
+      { kind: 'bmc-up', msSinceRestart: expect.any(Number) },
+    ]);
+    expect(events.some((x) => x.server !== s.name && x.e.kind === 'bmc-down')).toBe(false);
     // The restarted BMC still drives the server.
     await ipmitool('chassis', 'power', 'off');
     for (let i = 0; i < 50 && lab.member(s.name).sim!.poweredOn; i++) await sleep(100);
@@ -174,6 +180,7 @@ describe('lab BMCs driven by ipmitool and curl', () => {
     process.stdout.write(`lab-bmc-cli: sushy-emulator answered again ${Date.now() - killedAt} ms after kill -9\n`);
     expect(await pidOf(`${work}/lab/sushy/shard-0/sushy.conf`)).not.toBe(pid);
     expect(labLog.some((l) => l.includes(`sushy-emulator shard-0 (pid ${pid}) exited with SIGKILL; restarting it`))).toBe(true);
+    expect(events.filter((x) => x.server === s.name && x.e.kind === 'bmc-down').map((x) => x.e)).toEqual([{ kind: 'bmc-down', reason: 'sushy-emulator exited with SIGKILL', restartInMs: 250 }]);
     expect(lab.member(s.name).sim!.poweredOn).toBe(true);
   }, 60_000);
 });
