@@ -181,6 +181,7 @@ async function main(): Promise<void> {
     const wait: Record<string, number[]> = {};
     const ran: Record<string, number[]> = {};
     const add = (m: Record<string, number[]>, k: string, v: number) => (m[k] ??= []).push(v);
+    const retried: Record<string, number> = {};
     for (const s of inventory.servers.slice(0, 20)) {
       const events = (await client.workflow.getHandle(workflowIdFor('BareMetalHost', 'scale', s.name)).fetchHistory()).events ?? [];
       const byId = new Map(events.map((e) => [Number(e.eventId), e]));
@@ -188,7 +189,13 @@ async function main(): Promise<void> {
         const st = e.activityTaskStartedEventAttributes;
         if (st) {
           const sched = byId.get(Number(st.scheduledEventId));
-          add(wait, sched?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?', secs(e.eventTime) - secs(sched?.eventTime));
+          const type = sched?.activityTaskScheduledEventAttributes?.activityType?.name ?? '?';
+          add(wait, type, secs(e.eventTime) - secs(sched?.eventTime));
+          // Started is recorded for the last attempt: its wait includes earlier failed attempts and their backoff.
+          if ((st.attempt ?? 1) > 1) {
+            const k = `${type} attempt ${st.attempt}: ${(st.lastFailure?.message ?? '?').slice(0, 140)}`;
+            retried[k] = (retried[k] ?? 0) + 1;
+          }
         }
         const done = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes ?? e.activityTaskTimedOutEventAttributes;
         if (done) {
@@ -209,6 +216,7 @@ async function main(): Promise<void> {
       const r = ran[k]!;
       console.log(`    ${k.padEnd(28)} n=${String(r.length).padStart(4)}  wait ${q(w, 0.5).toFixed(2)} / ${q(w, 0.9).toFixed(2)} / ${Math.max(...w).toFixed(2)}  run ${q(r, 0.5).toFixed(2)} / ${q(r, 0.9).toFixed(2)} / ${Math.max(...r).toFixed(2)}`);
     }
+    for (const [k, n] of Object.entries(retried).sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`    retried x${n}: ${k}`);
   };
 
   try {
