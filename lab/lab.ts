@@ -275,7 +275,13 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
       const loss = (f: string) => (s.faults ?? []).filter((x) => x.fault === f).reduce((n, x) => n + (x.count ?? 1), 0);
       let via: { httpOrigin: string; tftp: { host: string; port: number } } | undefined;
       if (loss('pxe-tftp-loss') + loss('pxe-http-loss') > 0) {
-        const path = await startPxeFaultPath({ tftp: o.pxe.tftp, httpOrigin: new URL(o.pxe.httpUrl).origin, tftpLoss: loss('pxe-tftp-loss'), httpLoss: loss('pxe-http-loss') });
+        const path = await startPxeFaultPath({
+          tftp: o.pxe.tftp,
+          httpOrigin: new URL(o.pxe.httpUrl).origin,
+          tftpLoss: loss('pxe-tftp-loss'),
+          httpLoss: loss('pxe-http-loss'),
+          onLoss: (what) => o.log?.(`lab: ${s.name} ${what}`),
+        });
         cleanups.push(() => path.stop());
         via = path.via;
       }

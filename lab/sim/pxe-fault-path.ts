@@ -10,9 +10,8 @@
  *                  byte reaches the plane (scripts, kernel, initramfs alike),
  *                  so the plane never sees the request.
  *
- * TFTP answers from a new port per transfer (its TID): the relay gives each
- * client port a pair of sockets, one facing the client (the TID the client
- * sees) and one facing the server, and forwards between them.
+ * TFTP answers from a new port per transfer (its TID): the relay mirrors
+ * that, with a client-facing socket per server TID.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { connect, createServer, type Server, type Socket as TcpSocket } from 'node:net';
@@ -23,6 +22,8 @@ export interface PxeFaultPathOptions {
   httpOrigin: string;
   tftpLoss?: number;
   httpLoss?: number;
+  /** Told of every datagram dropped and connection reset, e.g. "pxe-tftp-loss dropped datagram 1 of 3". */
+  onLoss?: (what: string) => void;
 }
 
 export interface PxeFaultPath {
@@ -42,43 +43,59 @@ export async function startPxeFaultPath(o: PxeFaultPathOptions): Promise<PxeFaul
     if (tftpLossLeft <= 0) return false;
     tftpLossLeft -= 1;
     stats.tftpDropped += 1;
+    o.onLoss?.(`pxe-tftp-loss dropped datagram ${stats.tftpDropped} of ${o.tftpLoss}`);
     return true;
   };
 
-  // --- TFTP: listen socket + a socket pair per client port.
+  // --- TFTP: the listen socket takes read requests; per client port one socket faces the server, and per
+  // server transfer (its TID) one socket faces the client, so a client sees one TID per transfer, as without
+  // the relay (a retransmitted read request can start a second transfer; the client refuses its packets).
   const listen = createSocket('udp4');
   await bind(listen);
-  const sessions = new Map<string, { toClient: Socket; toServer: Socket; serverTid?: number; client: RemoteInfo }>();
-  const session = async (client: RemoteInfo) => {
+  const sockets: Socket[] = [];
+  const sessions = new Map<string, Promise<Socket>>();
+  const session = (client: RemoteInfo) => {
     const key = `${client.address}:${client.port}`;
     let s = sessions.get(key);
-    if (s) return s;
-    const toClient = createSocket('udp4');
-    const toServer = createSocket('udp4');
-    await Promise.all([bind(toClient), bind(toServer)]);
-    const created = { toClient, toServer, client, serverTid: undefined as number | undefined };
-    sessions.set(key, created);
-    toServer.on('message', (msg, from) => {
-      created.serverTid = from.port;
-      if (lose()) return;
-      stats.tftpForwarded += 1;
-      toClient.send(msg, client.port, client.address);
-    });
-    toClient.on('message', (msg) => {
-      if (lose()) return;
-      stats.tftpForwarded += 1;
-      toServer.send(msg, created.serverTid ?? o.tftp.port, o.tftp.host);
-    });
-    s = created;
+    if (!s) {
+      s = (async () => {
+        const toServer = createSocket('udp4');
+        await bind(toServer);
+        sockets.push(toServer);
+        const toClient = new Map<number, Promise<Socket>>();
+        toServer.on('message', (msg, from) => {
+          let down = toClient.get(from.port);
+          if (!down) {
+            down = (async () => {
+              const d = createSocket('udp4');
+              await bind(d);
+              sockets.push(d);
+              d.on('message', (m) => {
+                if (lose()) return;
+                stats.tftpForwarded += 1;
+                toServer.send(m, from.port, o.tftp.host);
+              });
+              return d;
+            })();
+            toClient.set(from.port, down);
+          }
+          void down.then((d) => {
+            if (lose()) return;
+            stats.tftpForwarded += 1;
+            d.send(msg, client.port, client.address);
+          });
+        });
+        return toServer;
+      })();
+      sessions.set(key, s);
+    }
     return s;
   };
-  // Read requests arrive here; later packets of the transfer go to the session's client-facing socket.
   listen.on('message', (msg, client) => {
-    void session(client).then((s) => {
+    void session(client).then((toServer) => {
       if (lose()) return;
       stats.tftpForwarded += 1;
-      // A retransmitted read request starts over at the server's main port.
-      s.toServer.send(msg, o.tftp.port, o.tftp.host);
+      toServer.send(msg, o.tftp.port, o.tftp.host);
     });
   });
 
@@ -91,6 +108,7 @@ export async function startPxeFaultPath(o: PxeFaultPathOptions): Promise<PxeFaul
     if (httpLossLeft > 0) {
       httpLossLeft -= 1;
       stats.httpReset += 1;
+      o.onLoss?.(`pxe-http-loss reset connection ${stats.httpReset} of ${o.httpLoss}`);
       down.resetAndDestroy();
       return;
     }
@@ -111,10 +129,7 @@ export async function startPxeFaultPath(o: PxeFaultPathOptions): Promise<PxeFaul
     stop: async () => {
       for (const c of conns) c.destroy();
       await new Promise<void>((r) => http.close(() => r()));
-      for (const s of sessions.values()) {
-        s.toClient.close();
-        s.toServer.close();
-      }
+      for (const s of sockets) s.close();
       listen.close();
     },
   };
