@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Agent } from 'undici';
 import type { LabFaultSpec, LabInventory, LabServer } from '../api/lab';
 import { startFaultProxy, type FaultProxy } from './bmc/fault-proxy';
 import { startIpmiSim, type IpmiSim } from './bmc/ipmi-sim';
@@ -30,8 +31,8 @@ export interface StartLabOptions {
   onEvent?: (server: string, e: BootEvent) => void;
   /**
    * Fixed ports, so BMC addresses in BareMetalHosts stay valid across a
-   * restart of the plane: Redfish proxy shard i on basePort+i, IPMI server j
-   * on basePort+100+j. Unset: free ports (tests).
+   * restart of the plane: Redfish server i (in inventory order) on TCP
+   * basePort+i, IPMI server j on UDP basePort+100+j. Unset: free ports (tests).
    */
   basePort?: number;
 }
@@ -205,14 +206,27 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
         }),
       });
       cleanups.push(() => fleet.stop());
-      for (const [shardIndex, shard] of fleet.shards.entries()) {
-        const creds = new Map(redfishServers.filter((s) => shard.systemIds[s.name]).map((s) => [shard.systemIds[s.name]!, { username: s.bmc.username, password: s.bmc.password }]));
-        const proxy = await startFaultProxy({ upstream: shard.url, sessions: true, systemCredentials: creds, port: o.basePort ? o.basePort + shardIndex : undefined });
-        cleanups.push(() => proxy.stop());
-        proxies.push(proxy);
+      // Every Redfish server gets a BMC address of its own (a fault proxy port in front of its shard),
+      // as in a rack: the plane limits requests in flight per BMC address, so 100 servers behind one
+      // port would queue behind one limit of 4 (activities/bmc/driver.ts).
+      let index = 0;
+      for (const shard of fleet.shards) {
+        const upstreamAgent = new Agent({ connect: { rejectUnauthorized: false } });
+        cleanups.push(() => upstreamAgent.close());
         for (const s of redfishServers) {
           const id = shard.systemIds[s.name];
           if (!id) continue;
+          const proxy = await startFaultProxy({
+            upstream: shard.url,
+            sessions: true,
+            systemCredentials: new Map([[id, { username: s.bmc.username, password: s.bmc.password }]]),
+            onlySystem: id,
+            upstreamAgent,
+            port: o.basePort ? o.basePort + index : undefined,
+          });
+          index += 1;
+          cleanups.push(() => proxy.stop());
+          proxies.push(proxy);
           addresses.set(s.name, `redfish+http://127.0.0.1:${proxy.port}/redfish/v1/Systems/${id}`);
           proxyOf.set(s.name, { proxy, systemId: id });
           const bmcFaults = (s.faults ?? []).filter((f) => BMC_FAULTS.has(f.fault));
