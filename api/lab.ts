@@ -24,11 +24,15 @@ export type LabFault =
   /** The node of a provisioned worker never becomes Ready. */
   | 'node-never-ready'
   /** The node goes NotReady after `afterSeconds`. */
-  | 'node-notready-later';
+  | 'node-notready-later'
+  /** The first `count` TFTP packets between this server and the PXE services are lost (default 1). */
+  | 'pxe-tftp-loss'
+  /** The first `count` HTTP connections of this server's firmware are reset (default 1). */
+  | 'pxe-http-loss';
 
 export interface LabFaultSpec {
   fault: LabFault;
-  /** For bmc-409 / bmc-503: how many requests fail before the BMC recovers (default: all). */
+  /** For bmc-409 / bmc-503: how many requests fail before the BMC recovers (default: all); for pxe-*-loss: how many packets/connections are lost. */
   count?: number;
   afterSeconds?: number;
 }
@@ -61,6 +65,11 @@ export interface LabServer {
   };
   /** 'sim' (default): a simulated server; 'qemu': a real QEMU VM. */
   kind?: 'sim' | 'qemu';
+  /** Firmware settings of a simulated server (lab/sim/firmware.ts). */
+  firmware?: {
+    /** When no boot device booted, start the boot order again after this many seconds (default 30; 0 = halt). */
+    bootRetrySeconds?: number;
+  };
   faults?: LabFaultSpec[];
 }
 

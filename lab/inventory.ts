@@ -7,7 +7,7 @@ import Ajv, { type JSONSchemaType } from 'ajv';
 import { parse } from 'yaml';
 import type { LabInventory } from '../api/lab';
 
-const FAULTS = ['bmc-401', 'bmc-409', 'bmc-503', 'bmc-timeout', 'bmc-session-lost', 'power-stuck', 'disk-fail-write', 'disk-fail-erase', 'node-never-ready', 'node-notready-later'] as const;
+const FAULTS = ['bmc-401', 'bmc-409', 'bmc-503', 'bmc-timeout', 'bmc-session-lost', 'power-stuck', 'disk-fail-write', 'disk-fail-erase', 'node-never-ready', 'node-notready-later', 'pxe-tftp-loss', 'pxe-http-loss'] as const;
 
 const schema: JSONSchemaType<LabInventory> = {
   type: 'object',
@@ -29,6 +29,13 @@ const schema: JSONSchemaType<LabInventory> = {
           cpus: { type: 'integer', minimum: 1, maximum: 1024 },
           memoryMiB: { type: 'integer', minimum: 64 },
           kind: { type: 'string', enum: ['sim', 'qemu'], nullable: true },
+          firmware: {
+            type: 'object',
+            nullable: true,
+            required: [],
+            additionalProperties: false,
+            properties: { bootRetrySeconds: { type: 'number', minimum: 0, maximum: 3600, nullable: true } },
+          },
           disks: {
             type: 'array',
             minItems: 1,

@@ -11,11 +11,13 @@ import { createHash } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Agent } from 'undici';
 import type { LabFaultSpec, LabInventory, LabServer } from '../api/lab';
 import { startFaultProxy, type FaultProxy } from './bmc/fault-proxy';
 import { startIpmiSim, type IpmiSim } from './bmc/ipmi-sim';
 import { startSushyFleet } from './bmc/sushy';
 import { renderHostManifests } from './manifests';
+import { startPxeFaultPath } from './sim/pxe-fault-path';
 import { SimServer, type BootEvent, type PxeEndpoints } from './sim/server';
 import { startQemuBmc } from './qemu/bmc';
 import { startLabNetwork } from './qemu/network';
@@ -29,8 +31,8 @@ export interface StartLabOptions {
   onEvent?: (server: string, e: BootEvent) => void;
   /**
    * Fixed ports, so BMC addresses in BareMetalHosts stay valid across a
-   * restart of the plane: Redfish proxy shard i on basePort+i, IPMI server j
-   * on basePort+100+j. Unset: free ports (tests).
+   * restart of the plane: Redfish server i (in inventory order) on TCP
+   * basePort+i, IPMI server j on UDP basePort+100+j. Unset: free ports (tests).
    */
   basePort?: number;
 }
@@ -141,7 +143,7 @@ async function startQemuMembers(servers: LabServer[], o: StartLabOptions, cleanu
       diskSerial: s.disks[0]?.serialNumber,
     });
     cleanups.push(() => vm.stop());
-    const bmc = await startQemuBmc({ name: s.name, workDir: join(o.workDir, 'servers', s.name, 'bmc'), qmpSocket: vm.bmcQmpSocket, username: s.bmc.username, password: s.bmc.password });
+    const bmc = await startQemuBmc({ name: s.name, workDir: join(o.workDir, 'servers', s.name, 'bmc'), qmpSocket: vm.bmcQmpSocket, username: s.bmc.username, password: s.bmc.password, log: o.log });
     cleanups.push(() => bmc.stop());
     members.push({ server: s, bmcAddress: bmc.address, vm });
   }
@@ -194,16 +196,37 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
         systems: redfishServers.map((s) => ({ name: s.name, uuid: systemUuid(s.name), powerState: 'Off', nics: s.nics.map((n) => ({ mac: n.mac })) })),
         workDir: join(o.workDir, 'sushy'),
         notificationUrl,
+        // A killed emulator comes back on its port with its systems (sushy keeps them in its state folder);
+        // every server behind it gets a bmc-down and a bmc-up event.
+        superviseShard: (i, names) => ({
+          name: `sushy-emulator shard-${i}`,
+          log: o.log,
+          onDown: (reason, restartInMs) => names.forEach((n) => o.onEvent?.(n, { kind: 'bmc-down', reason: `sushy-emulator ${reason}`, restartInMs })),
+          onUp: (msSinceRestart) => names.forEach((n) => o.onEvent?.(n, { kind: 'bmc-up', msSinceRestart })),
+        }),
       });
       cleanups.push(() => fleet.stop());
-      for (const [shardIndex, shard] of fleet.shards.entries()) {
-        const creds = new Map(redfishServers.filter((s) => shard.systemIds[s.name]).map((s) => [shard.systemIds[s.name]!, { username: s.bmc.username, password: s.bmc.password }]));
-        const proxy = await startFaultProxy({ upstream: shard.url, sessions: true, systemCredentials: creds, port: o.basePort ? o.basePort + shardIndex : undefined });
-        cleanups.push(() => proxy.stop());
-        proxies.push(proxy);
+      // Every Redfish server gets a BMC address of its own (a fault proxy port in front of its shard),
+      // as in a rack: the plane limits requests in flight per BMC address, so 100 servers behind one
+      // port would queue behind one limit of 4 (activities/bmc/driver.ts).
+      let index = 0;
+      for (const shard of fleet.shards) {
+        const upstreamAgent = new Agent({ connect: { rejectUnauthorized: false } });
+        cleanups.push(() => upstreamAgent.close());
         for (const s of redfishServers) {
           const id = shard.systemIds[s.name];
           if (!id) continue;
+          const proxy = await startFaultProxy({
+            upstream: shard.url,
+            sessions: true,
+            systemCredentials: new Map([[id, { username: s.bmc.username, password: s.bmc.password }]]),
+            onlySystem: id,
+            upstreamAgent,
+            port: o.basePort ? o.basePort + index : undefined,
+          });
+          index += 1;
+          cleanups.push(() => proxy.stop());
+          proxies.push(proxy);
           addresses.set(s.name, `redfish+http://127.0.0.1:${proxy.port}/redfish/v1/Systems/${id}`);
           proxyOf.set(s.name, { proxy, systemId: id });
           const bmcFaults = (s.faults ?? []).filter((f) => BMC_FAULTS.has(f.fault));
@@ -228,6 +251,12 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
         username: s.bmc.username,
         password: s.bmc.password,
         fru: { manufacturer: s.vendor, product: s.model, serial: s.disks[0]?.serialNumber ?? s.name },
+        // A killed ipmi_sim comes back on its port; the chassis state file it reads outlives it.
+        supervise: {
+          log: o.log,
+          onDown: (reason, restartInMs) => o.onEvent?.(s.name, { kind: 'bmc-down', reason: `ipmi_sim ${reason}`, restartInMs }),
+          onUp: (msSinceRestart) => o.onEvent?.(s.name, { kind: 'bmc-up', msSinceRestart }),
+        },
       });
       cleanups.push(() => sim.stop());
       addresses.set(s.name, sim.address);
@@ -256,7 +285,23 @@ export async function startLab(o: StartLabOptions): Promise<Lab> {
       provisioningNetwork = q.network;
     }
     for (const s of simulated) {
+      // A server with PXE faults reaches the PXE services through a lossy path of its own.
+      const loss = (f: string) => (s.faults ?? []).filter((x) => x.fault === f).reduce((n, x) => n + (x.count ?? 1), 0);
+      let via: { httpOrigin: string; tftp: { host: string; port: number } } | undefined;
+      if (loss('pxe-tftp-loss') + loss('pxe-http-loss') > 0) {
+        const path = await startPxeFaultPath({
+          tftp: o.pxe.tftp,
+          httpOrigin: new URL(o.pxe.httpUrl).origin,
+          tftpLoss: loss('pxe-tftp-loss'),
+          httpLoss: loss('pxe-http-loss'),
+          onLoss: (what) => o.log?.(`lab: ${s.name} ${what}`),
+        });
+        cleanups.push(() => path.stop());
+        via = path.via;
+      }
       const sim = new SimServer({
+        via,
+        firmware: s.firmware?.bootRetrySeconds !== undefined ? { bootRetryDelayMs: s.firmware.bootRetrySeconds * 1000 } : undefined,
         server: s,
         workDir: join(o.workDir, 'servers', s.name),
         pxe: o.pxe,

@@ -25,6 +25,15 @@ export interface FaultProxyOptions {
    * without authentication, on loopback only.
    */
   systemCredentials?: Map<string, { username: string; password: string }>;
+  /**
+   * This proxy is the BMC of one system only, as a real server's BMC is:
+   * the Systems collection lists just it, and other systems' paths are 404.
+   * (The plane limits requests in flight per BMC address, so servers that
+   * shared one address would share that limit.)
+   */
+  onlySystem?: string;
+  /** Connection pool to the upstream, shared by the proxies of one emulator (default: one of its own). */
+  upstreamAgent?: Agent;
   port?: number;
 }
 
@@ -72,7 +81,7 @@ const SESSIONS_PATH = '/redfish/v1/SessionService/Sessions';
 export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy> {
   const upstream = new URL(o.upstream);
   // The upstream is the lab's own emulator on loopback, possibly with its self-signed certificate.
-  const agent = new Agent({ connect: { rejectUnauthorized: false } });
+  const agent = o.upstreamAgent ?? new Agent({ connect: { rejectUnauthorized: false } });
   const faults = new Map<string, ActiveFault[]>();
   const sessions = new Map<string, Session>();
   const counters = { requests: 0, sessionsCreated: 0, sessionsDeleted: 0 };
@@ -97,6 +106,9 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
     const isPower = method === 'POST' && /\/Actions\/ComputerSystem\.Reset$/.test(path);
     const isBoot = method === 'PATCH' && systemId !== undefined && path === `/redfish/v1/Systems/${systemId}`;
 
+    if (o.onlySystem && systemId !== undefined && decodeURIComponent(systemId) !== o.onlySystem) {
+      return json(res, 404, redfishError('Base.1.0.ResourceMissingAtURI', `no system ${systemId} behind this BMC`));
+    }
     if (takeFault(systemId, (f) => f.fault === 'bmc-timeout')) {
       // Never answer; the socket is destroyed when the client gives up or the proxy stops.
       hung.add(req.socket);
@@ -152,6 +164,11 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
     let text = Buffer.from(await up.body.arrayBuffer());
     const outHeaders: Record<string, string> = {};
     for (const [k, v] of Object.entries(up.headers)) if (typeof v === 'string' && !['content-length', 'transfer-encoding', 'connection'].includes(k)) outHeaders[k] = v;
+    if (o.onlySystem && method === 'GET' && path === '/redfish/v1/Systems' && up.statusCode === 200) {
+      const col = JSON.parse(text.toString('utf8')) as { Members?: Array<{ '@odata.id': string }> };
+      col.Members = (col.Members ?? []).filter((m) => m['@odata.id'].replace(/\/+$/, '').endsWith(`/${o.onlySystem}`));
+      text = Buffer.from(JSON.stringify({ ...col, 'Members@odata.count': col.Members.length }));
+    }
     if (o.sessions && method === 'GET' && (path === '/redfish/v1' || path === '') && up.statusCode === 200) {
       const root = JSON.parse(text.toString('utf8')) as Record<string, unknown>;
       root.SessionService = { '@odata.id': '/redfish/v1/SessionService' };
@@ -211,7 +228,7 @@ export async function startFaultProxy(o: FaultProxyOptions): Promise<FaultProxy>
       for (const s of hung) s.destroy();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      await agent.close();
+      if (!o.upstreamAgent) await agent.close();
     },
   };
 }

@@ -1,7 +1,7 @@
 import { createSocket } from 'node:dgram';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { freeLoopbackPort, startLabChild } from './child';
+import { freeLoopbackPort, startLabChild, type Supervision } from './child';
 import { productFru } from './ipmi-fru';
 
 export interface StartIpmiSimOptions {
@@ -25,6 +25,8 @@ export interface StartIpmiSimOptions {
   fru?: { manufacturer: string; product: string; serial: string };
   /** Default `ipmi_sim` from PATH (Debian package openipmi). */
   ipmiSim?: string;
+  /** Restart ipmi_sim when it dies (lab/bmc/child.ts Supervision); the chassis state file outlives it. */
+  supervise?: Omit<Supervision, 'name'>;
 }
 
 export interface IpmiSim {
@@ -35,6 +37,9 @@ export interface IpmiSim {
   /** The chassis state the BMC would report (from the state file the chassis script keeps). */
   state(): { power: 'on' | 'off'; boot: string };
   logFile: string;
+  /** The ipmi_sim process now (it changes when a supervised BMC is restarted). */
+  readonly pid: number;
+  readonly restarts: number;
   stop(): Promise<void>;
 }
 
@@ -139,6 +144,7 @@ export async function startIpmiSim(o: StartIpmiSimOptions): Promise<IpmiSim> {
     logFile,
     ready: () => rmcpPing(port),
     readyTimeoutMs: 10_000,
+    supervise: o.supervise ? { ...o.supervise, name: `ipmi_sim of ${o.name} (udp ${port})` } : undefined,
   });
   return {
     address: `ipmi://127.0.0.1:${port}`,
@@ -148,6 +154,12 @@ export async function startIpmiSim(o: StartIpmiSimOptions): Promise<IpmiSim> {
     state() {
       const text = readFileSync(stateFile, 'utf8');
       return { power: /power=1/.test(text) ? 'on' : 'off', boot: /boot=(\S+)/.exec(text)?.[1] ?? 'default' };
+    },
+    get pid() {
+      return child.pid;
+    },
+    get restarts() {
+      return child.restarts;
     },
     stop: child.stop,
   };

@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
-import { freeLoopbackPort, startLabChild } from './child';
+import { freeLoopbackPort, startLabChild, type Supervision } from './child';
 import { selfSignedCert } from './tls';
 
 /** One fake server of sushy-emulator's fake driver. */
@@ -29,6 +29,8 @@ export interface StartSushyOptions {
   port?: number;
   /** Directory with `sushy-emulator` and `python` (default: the repo's .venv/bin). */
   venvBin?: string;
+  /** Restart the emulator when it dies (lab/bmc/child.ts Supervision); lines go to `log`. */
+  supervise?: Supervision;
 }
 
 export interface SushyEmulator {
@@ -40,6 +42,9 @@ export interface SushyEmulator {
   /** PEM of the self-signed certificate when `tls` is set: the CA bundle that trusts it. */
   caPem?: string;
   logFile: string;
+  /** The emulator process now (it changes when a supervised emulator is restarted). */
+  readonly pid: number;
+  readonly restarts: number;
   stop(): Promise<void>;
 }
 
@@ -122,6 +127,7 @@ export async function startSushy(o: StartSushyOptions): Promise<SushyEmulator> {
     logFile,
     ready: () => answers(`${url}/redfish/v1`),
     readyTimeoutMs: 20_000,
+    supervise: o.supervise,
   });
   return {
     url,
@@ -129,18 +135,34 @@ export async function startSushy(o: StartSushyOptions): Promise<SushyEmulator> {
     systemIds: Object.fromEntries(systems.map((s) => [s.name, s.uuid])),
     caPem,
     logFile,
+    get pid() {
+      return child.pid;
+    },
+    get restarts() {
+      return child.restarts;
+    },
     stop: child.stop,
   };
 }
 
 /** Many systems: one sushy process per `perProcess` (default {@link SUSHY_SYSTEMS_PER_PROCESS}), started in turn. */
-export async function startSushyFleet(o: StartSushyOptions & { perProcess?: number }): Promise<{ shards: SushyEmulator[]; urlOf(name: string): string; systemIds: Record<string, string>; stop(): Promise<void> }> {
+export async function startSushyFleet(o: StartSushyOptions & { perProcess?: number; /** Supervision per shard, given the names of its systems. */ superviseShard?: (shard: number, systemNames: string[]) => Supervision }): Promise<{ shards: SushyEmulator[]; urlOf(name: string): string; systemIds: Record<string, string>; stop(): Promise<void> }> {
   const shards: SushyEmulator[] = [];
   const owner: Record<string, SushyEmulator> = {};
   try {
     const per = Math.min(o.perProcess ?? SUSHY_SYSTEMS_PER_PROCESS, SUSHY_SYSTEMS_PER_PROCESS);
     for (let i = 0; i < o.systems.length; i += per) {
-      const shard = await startSushy({ ...o, port: undefined, systems: o.systems.slice(i, i + per), workDir: join(o.workDir, `shard-${i / per}`) });
+      const shard = await startSushy({
+        ...o,
+        port: undefined,
+        systems: o.systems.slice(i, i + per),
+        workDir: join(o.workDir, `shard-${i / per}`),
+        supervise: o.superviseShard
+          ? o.superviseShard(i / per, o.systems.slice(i, i + per).map((x) => x.name))
+          : o.supervise
+            ? { ...o.supervise, name: `${o.supervise.name} shard-${i / per}` }
+            : undefined,
+      });
       shards.push(shard);
       for (const name of Object.keys(shard.systemIds)) owner[name] = shard;
     }

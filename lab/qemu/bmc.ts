@@ -35,6 +35,8 @@ export interface StartQemuBmcOptions {
   username: string;
   password: string;
   port?: number;
+  /** Where supervision lines go (a killed BMC is restarted, lab/bmc/child.ts). */
+  log?: (line: string) => void;
 }
 
 export interface QemuBmc {
@@ -119,6 +121,8 @@ export async function startQemuBmc(o: StartQemuBmcOptions): Promise<QemuBmc> {
     logFile,
     ready: () => rmcpPing(port),
     readyTimeoutMs: 10_000,
+    // Power state lives in QEMU, not in ipmi_sim: a restarted BMC reads it again over QMP.
+    supervise: { name: `ipmi_sim of ${o.name} (udp ${port})`, log: o.log },
   });
   return { address: `ipmi://127.0.0.1:${port}`, port, logFile, eventsFile, stop: child.stop };
 }

@@ -7,28 +7,34 @@
  * /proc, /sys and disk image files. Powered off, the agent dies mid-step, as
  * it would on real hardware.
  */
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import * as tftp from 'node-tftp';
-import { AGENT_CMDLINE, PXE_PATHS } from '../../api/pxe';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { AGENT_CMDLINE } from '../../api/pxe';
 import type { LabServer } from '../../api/lab';
 import { runAgent, type AgentExit } from './run-agent';
 import { createSysroot, type Sysroot } from './sysroot';
 import { bootDisk, type LabOs } from './os/boot-disk';
+import { DEFAULT_FIRMWARE, netbootOnce, type FirmwareTimings, type PxeEndpoints } from './firmware';
 
-export interface PxeEndpoints {
-  /** Base URL of Ironflow's provisioning HTTP server. */
-  httpUrl: string;
-  tftp: { host: string; port: number };
-}
+export type { PxeEndpoints } from './firmware';
 
 export type BootEvent =
   | { kind: 'netboot'; script: 'agent' | 'disk' | 'none' | 'unknown-mac'; kernelBytes?: number; initrdBytes?: number; ms: number }
+  /** A network boot attempt that failed (a fetch timed out or was refused, the script exited): the firmware goes on to the next boot device. */
+  | { kind: 'netboot-failed'; reason: string; ms: number }
+  /** Every boot device failed; the firmware starts the boot order again after `retryInMs` (none: it halts). */
+  | { kind: 'no-boot-device'; retryInMs?: number; attempt: number }
   | { kind: 'agent-exit'; exit: AgentExit['outcome']; code?: number }
+  /** The agent's ramdisk ended without powering off: the kernel panics and, with panic=N, reboots after N s. */
+  | { kind: 'kernel-panic'; rebootInMs?: number }
   | { kind: 'disk-boot'; rootDevice?: string }
-  | { kind: 'powered-off' };
+  | { kind: 'powered-off' }
+  /** The server's BMC process died (the lab restarts it in `restartInMs`; lab/bmc/child.ts) and when it answers again. */
+  | { kind: 'bmc-down'; reason: string; restartInMs: number }
+  | { kind: 'bmc-up'; msSinceRestart: number }
+  /** A defect in the lab itself (not a simulated fault). */
+  | { kind: 'boot-failed'; reason: string };
 
 export interface SimServerOptions {
   server: LabServer;
@@ -38,34 +44,13 @@ export interface SimServerOptions {
   powerOffViaBmc: () => Promise<void>;
   onEvent?: (name: string, e: BootEvent) => void;
   log?: (line: string) => void;
+  /** Firmware retry timings (default DEFAULT_FIRMWARE). */
+  firmware?: Partial<FirmwareTimings>;
+  /** This server's packets take another path (a lossy one, lab/sim/pxe-fault-path.ts). */
+  via?: { httpOrigin?: string; tftp?: { host: string; port: number } };
 }
 
-/** iPXE's ${mac:hexhyp}: 52-54-00-12-34-56 */
-const hexhyp = (mac: string) => mac.toLowerCase().replace(/:/g, '-');
-
-function tftpGet(pxe: PxeEndpoints['tftp'], remote: string, local: string): Promise<number> {
-  const client = tftp.createClient({ host: pxe.host, port: pxe.port, blockSize: 1432, retries: 3, timeout: 250 });
-  // node-tftp's get stream is not a complete stream.Readable (pipeline reports a
-  // premature close): collect it by its events instead.
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    client
-      .createGetStream(remote)
-      .on('data', (c: Buffer) => chunks.push(c))
-      .on('error', reject)
-      .on('end', () => {
-        const body = Buffer.concat(chunks);
-        writeFile(local, body).then(() => resolve(body.length), reject);
-      });
-  });
-}
-
-async function httpGetToFile(url: string, local: string): Promise<number> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(30_000) });
-  if (!res.ok || !res.body) throw new Error(`GET ${url}: HTTP ${res.status}`);
-  await pipeline(res.body as unknown as NodeJS.ReadableStream, createWriteStream(local));
-  return Number(res.headers.get('content-length') ?? 0);
-}
+type BootDevice = 'pxe' | 'disk';
 
 export class SimServer {
   private powered = false;
@@ -105,68 +90,132 @@ export class SimServer {
 
   /** The BMC reports power and next-boot device (Redfish words: Pxe, Hdd; IPMI: pxe, disk/default). */
   onBmcState(power: 'on' | 'off', bootDevice: string): void {
+    this.bootDevice = /pxe/i.test(bootDevice) ? 'pxe' : 'disk';
     if (power === 'on' && !this.powered) {
       this.powered = true;
-      const seq = ++this.bootSeq;
-      void this.boot(/pxe/i.test(bootDevice) ? 'pxe' : 'disk', seq).catch((err: unknown) => this.o.log?.(`${this.name}: boot failed: ${(err as Error).message}`));
+      this.powerOn(++this.bootSeq);
     } else if (power === 'off' && this.powered) {
       this.powered = false;
-      this.bootSeq++;
-      this.agent?.abort();
-      this.agent = undefined;
-      void this.labOs?.stop();
-      this.labOs = undefined;
+      this.halt();
       this.o.onEvent?.(this.name, { kind: 'powered-off' });
     }
   }
 
-  private async boot(device: 'pxe' | 'disk', seq: number): Promise<void> {
-    if (device === 'disk') {
-      this.o.onEvent?.(this.name, { kind: 'disk-boot', rootDevice: Object.keys(this.disks)[0] });
-      if (seq === this.bootSeq) this.labOs = bootDisk({ server: this.o.server, workDir: this.o.workDir, disks: this.disks, log: this.o.log });
-      return;
+  private bootDevice: BootDevice = 'disk';
+  /** Aborted at power off: ends waits and fetches of the current boot. */
+  private powerSignal = new AbortController();
+
+  private get timings(): FirmwareTimings {
+    return { ...DEFAULT_FIRMWARE, ...this.o.firmware };
+  }
+
+  private halt(): void {
+    this.bootSeq++;
+    this.powerSignal.abort();
+    this.powerSignal = new AbortController();
+    this.agent?.abort();
+    this.agent = undefined;
+    void this.labOs?.stop();
+    this.labOs = undefined;
+  }
+
+  private powerOn(seq: number): void {
+    void this.bootOrder(seq, this.powerSignal.signal).catch((err: unknown) => {
+      this.o.log?.(`${this.name}: boot failed: ${(err as Error).message}`);
+      this.o.onEvent?.(this.name, { kind: 'boot-failed', reason: (err as Error).message });
+    });
+  }
+
+  /**
+   * What firmware does at power on: the BMC's boot device first; a failed
+   * network boot falls through to the disk; when nothing booted, the boot
+   * order starts again after the boot retry delay, until power off. A disk
+   * boot that finds nothing halts there: nothing on a disk changes while
+   * the server is on.
+   */
+  private async bootOrder(seq: number, signal: AbortSignal): Promise<void> {
+    const order: BootDevice[] = this.bootDevice === 'pxe' ? ['pxe', 'disk'] : ['disk'];
+    for (let attempt = 1; seq === this.bootSeq; attempt++) {
+      for (const device of order) {
+        if (seq !== this.bootSeq) return;
+        const booted = device === 'pxe' ? await this.netboot(seq, signal) : await this.diskBoot(seq, order.length > 1);
+        if (booted) return;
+      }
+      if (seq !== this.bootSeq) return;
+      const delay = this.timings.bootRetryDelayMs;
+      if (order[0] === 'disk' || delay <= 0) {
+        this.o.onEvent?.(this.name, { kind: 'no-boot-device', attempt });
+        return;
+      }
+      this.o.onEvent?.(this.name, { kind: 'no-boot-device', retryInMs: delay, attempt });
+      await sleep(delay, undefined, { signal }).catch(() => undefined);
     }
-    const t0 = Date.now();
-    const mac = this.o.server.nics[0]!.mac;
-    // What iPXE does after DHCP: the chain script, then the per-MAC script it names.
-    const chain = await fetch(`${this.o.pxe.httpUrl}${PXE_PATHS.chainScript}`).then((r) => r.text());
-    const next = /chain\s+(?:--\S+\s+)*(\S+)/.exec(chain)?.[1]?.replace('${mac:hexhyp}', hexhyp(mac));
-    if (!next) throw new Error(`chain script has no chain line: ${chain.slice(0, 200)}`);
-    const res = await fetch(next);
-    if (res.status === 404) {
-      this.o.onEvent?.(this.name, { kind: 'netboot', script: 'unknown-mac', ms: Date.now() - t0 });
-      return;
-    }
-    const script = await res.text();
-    const kernelLine = /^kernel\s+(\S+)\s*(.*)$/m.exec(script);
-    const initrdLine = /^initrd\s+(\S+)/m.exec(script);
-    if (!kernelLine || !initrdLine) {
-      this.o.onEvent?.(this.name, { kind: 'netboot', script: /sanboot/.test(script) ? 'disk' : 'none', ms: Date.now() - t0 });
-      return;
-    }
+  }
+
+  /** Disk boot; `fallthrough`: a disk with nothing bootable lets the boot order go on. */
+  private async diskBoot(seq: number, fallthrough: boolean): Promise<boolean> {
+    this.o.onEvent?.(this.name, { kind: 'disk-boot', rootDevice: Object.keys(this.disks)[0] });
+    if (seq !== this.bootSeq) return true;
+    const os = bootDisk({ server: this.o.server, workDir: this.o.workDir, disks: this.disks, log: this.o.log });
+    this.labOs = os;
+    if (!fallthrough) return true;
+    const state = await os.state;
+    if (state.kind === 'running') return true;
+    if (this.labOs === os) this.labOs = undefined;
+    await os.stop();
+    return false;
+  }
+
+  /** One network boot; true when it reached an OS (the agent ran, or the script booted the disk). */
+  private async netboot(seq: number, signal: AbortSignal): Promise<boolean> {
     const bootDir = join(this.o.workDir, 'boot');
     await rm(bootDir, { recursive: true, force: true });
     await mkdir(bootDir, { recursive: true });
-    // The kernel over TFTP (the PXE ROM's path), the initramfs over HTTP (iPXE's), both for real.
-    const kernelName = new URL(kernelLine[1]!).pathname.replace(/^\/files\//, '');
-    const kernelBytes = await tftpGet(this.o.pxe.tftp, kernelName, join(bootDir, 'kernel'));
-    const initrdBytes = await httpGetToFile(initrdLine[1]!, join(bootDir, 'initrd'));
-    const args = kernelLine[2] ?? '';
-    const bootId = new RegExp(`${AGENT_CMDLINE.bootId.replace('.', '\\.')}=(\\S+)`).exec(args)?.[1] ?? 'unknown';
-    const apiUrl = new RegExp(`${AGENT_CMDLINE.api.replace('.', '\\.')}=(\\S+)`).exec(args)?.[1] ?? this.o.pxe.httpUrl;
-    this.o.onEvent?.(this.name, { kind: 'netboot', script: 'agent', kernelBytes, initrdBytes, ms: Date.now() - t0 });
-    if (seq !== this.bootSeq) return; // powered off while booting
-    this.sysroot = await createSysroot(this.o.server, { dir: join(this.o.workDir, 'sysroot'), apiUrl, bootId, keepDisks: true });
+    const a = await netbootOnce({ mac: this.o.server.nics[0]!.mac, pxe: this.o.pxe, via: this.o.via, bootDir, timings: this.timings, signal, log: (l) => this.o.log?.(`${this.name} ${l}`) });
+    if (seq !== this.bootSeq) return true;
+    if (a.unknownMac) {
+      this.o.onEvent?.(this.name, { kind: 'netboot', script: 'unknown-mac', ms: a.ms });
+      return false;
+    }
+    if (a.outcome.kind === 'sanboot') {
+      this.o.onEvent?.(this.name, { kind: 'netboot', script: 'disk', ms: a.ms });
+      return this.diskBoot(seq, false);
+    }
+    if (a.outcome.kind === 'exit') {
+      if (a.mode === 'none' || a.mode === 'disk') this.o.onEvent?.(this.name, { kind: 'netboot', script: a.mode, ms: a.ms });
+      else this.o.onEvent?.(this.name, { kind: 'netboot-failed', reason: a.outcome.reason, ms: a.ms });
+      return false;
+    }
+    const args = a.kernelArgs ?? '';
+    const arg = (key: string) => new RegExp(`(?:^|\\s)${key.replace(/\./g, '\\.')}=(\\S+)`).exec(args)?.[1];
+    const bootId = arg(AGENT_CMDLINE.bootId) ?? 'unknown';
+    const apiUrl = arg(AGENT_CMDLINE.api) ?? this.o.pxe.httpUrl;
+    this.o.onEvent?.(this.name, { kind: 'netboot', script: 'agent', kernelBytes: a.kernelBytes, initrdBytes: a.initrdBytes, ms: a.ms });
+    this.sysroot = await createSysroot(this.o.server, { dir: join(this.o.workDir, 'sysroot'), apiUrl, bootId, keepDisks: true, cmdline: args });
+    if (seq !== this.bootSeq) return true;
     const ac = new AbortController();
     this.agent = ac;
     const exit = await runAgent({ sysroot: this.sysroot.dir, signal: ac.signal, timeoutMs: 30 * 60_000, maxAttempts: 10, onLog: (l) => this.o.log?.(`${this.name} agent: ${l}`) });
     if (this.agent === ac) this.agent = undefined;
     this.o.onEvent?.(this.name, { kind: 'agent-exit', exit: exit.outcome, code: exit.outcome === 'exited' ? exit.code : undefined });
-    if (exit.outcome === 'poweroff' && seq === this.bootSeq) await this.o.powerOffViaBmc();
+    if (seq !== this.bootSeq) return true;
+    if (exit.outcome === 'poweroff') {
+      await this.o.powerOffViaBmc();
+      return true;
+    }
+    // init ended: the kernel panics; panic=N on its command line reboots it after N s (0 or absent: it hangs, as Linux does).
+    const panic = Number(arg('panic') ?? 0);
+    this.o.onEvent?.(this.name, { kind: 'kernel-panic', rebootInMs: panic > 0 ? panic * 1000 : undefined });
+    if (panic > 0) {
+      await sleep(panic * 1000, undefined, { signal }).catch(() => undefined);
+      if (seq === this.bootSeq) this.powerOn(++this.bootSeq);
+    }
+    return true;
   }
 
   async stop(): Promise<void> {
     this.bootSeq++;
+    this.powerSignal.abort();
     this.agent?.abort();
     const os = this.labOs;
     this.labOs = undefined;

@@ -28,6 +28,12 @@ export interface SysrootOptions {
   bootId: string;
   /** Keep existing disk images (a reboot keeps what was written). */
   keepDisks?: boolean;
+  /**
+   * The kernel command line as the boot script gave it, written to
+   * proc/cmdline unchanged (whatever the plane puts there, e.g. the agent's
+   * token, reaches the agent). Without it: console, api and boot id only.
+   */
+  cmdline?: string;
 }
 
 export interface Sysroot {
@@ -68,7 +74,7 @@ export async function createSysroot(server: LabServer, opts: SysrootOptions): Pr
   // MemAvailable etc. only for realism; the agent reads MemTotal.
   const kib = server.memoryMiB * 1024;
   await put(join(dir, 'proc/meminfo'), `MemTotal:       ${kib} kB\nMemFree:        ${kib} kB\nMemAvailable:   ${kib} kB\n`);
-  await put(join(dir, 'proc/cmdline'), `console=ttyS0 ${AGENT_CMDLINE.api}=${opts.apiUrl} ${AGENT_CMDLINE.bootId}=${opts.bootId}\n`);
+  await put(join(dir, 'proc/cmdline'), `${opts.cmdline ?? `console=ttyS0 ${AGENT_CMDLINE.api}=${opts.apiUrl} ${AGENT_CMDLINE.bootId}=${opts.bootId}`}\n`);
   await put(join(dir, 'sys/class/dmi/id/sys_vendor'), `${server.vendor}\n`);
   await put(join(dir, 'sys/class/dmi/id/product_name'), `${server.model}\n`);
   await put(join(dir, 'sys/class/dmi/id/product_serial'), `LAB-${server.name}\n`);

@@ -141,6 +141,32 @@ describe('simulated servers boot their installed lab image (real kube-apiserver,
     expect(await readyOf('w-never')).toMatchObject({ status: 'False' });
   }, 120_000);
 
+  it("a worker's Node reports the Kubernetes version its image says; kubectl drain cordons it and evicts its lab workload Pod", async () => {
+    const versioned = Buffer.concat([Buffer.from(`${LAB_IMAGE_MAGIC} 1 kubernetesVersion=v1.34.2\n`), Buffer.alloc(4096, 0xcd)]);
+    const w = await bootServer(labServer('w-ver', 8), versioned, userData('worker'));
+    expect(await w.os!.state).toMatchObject({ kind: 'running', kubeletVersion: 'v1.34.2' });
+    await waitReady('w-ver', 'True', 20_000);
+    const version = async (node: string) => (await kubectl('get', 'node', node, '-o', 'jsonpath={.status.nodeInfo.kubeletVersion}')).stdout;
+    expect(await version('w-ver')).toBe('v1.34.2');
+    expect((await kubectl('get', 'node', 'w-ver')).stdout).toMatch(/^w-ver\s+Ready\s+<none>\s+\S+\s+v1\.34\.2$/m);
+    // Negative control: an image that names no version reports the lab default, not v1.34.2.
+    expect(await version('w-0')).toBe('v1.37.2-ironflow-lab');
+
+    // The node runs its lab workload Pod (owned by a ReplicaSet, so drain needs no --force).
+    const podPhase = async () => (await kubectl('get', 'pod', '-n', 'default', 'lab-workload-w-ver', '-o', 'jsonpath={.status.phase}')).stdout;
+    const t0 = Date.now();
+    while ((await podPhase().catch(() => '')) !== 'Running' && Date.now() - t0 < 15_000) await sleep(250);
+    expect(await podPhase()).toBe('Running');
+    const drained = await kubectl('drain', 'w-ver', '--ignore-daemonsets', '--timeout=30s');
+    expect(drained.stdout).toContain('pod/lab-workload-w-ver evicted');
+    expect(drained.stdout).toContain('node/w-ver drained');
+    await expect(podPhase()).rejects.toThrow(/NotFound|not found/);
+    expect(logs).toContain('w-ver os: Pod default/lab-workload-w-ver stopped and deleted (evicted or deleted)');
+    expect((await kubectl('get', 'node', 'w-ver', '-o', 'jsonpath={.spec.unschedulable}')).stdout).toBe('true');
+    // The other workers' Pods were not touched.
+    expect(await kubectl('get', 'pod', '-n', 'default', 'lab-workload-w-0', '-o', 'jsonpath={.status.phase}').then((r) => r.stdout)).toBe('Running');
+  }, 90_000);
+
   it('a disk without a lab image boots nothing and does not crash', async () => {
     const other = await bootServer(labServer('e2e-img', 4), Buffer.from('IRONFLOW-E2E-IMAGE arbitrary bytes\n'), userData('worker'));
     expect(await other.os!.state).toMatchObject({ kind: 'none' });

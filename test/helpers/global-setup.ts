@@ -6,13 +6,8 @@ import { installCrds } from '../../k8s-bridge/install-crds';
 import { startKubeApiserver } from '../../workers/embedded/kube-apiserver';
 import { startTemporalDevServer } from '../../workers/embedded/temporal-dev-server';
 import { startUpstreamWebhooks } from '../../workers/embedded/upstream-webhooks';
-import { loadToolPaths } from '../../workers/embedded/tools';
+import { loadToolPaths, requireTool } from '../../workers/embedded/tools';
 import { TEST_ENV_VAR, defaultTestEnvFile, type SharedTestEnv } from './test-env-file';
-
-function requireTool(path: string | undefined, name: string): string {
-  if (!path) throw new Error(`.ironflow/tools.json has no "${name}": run \`npm run setup\` (it builds scripts/build-upstream-webhooks.sh)`);
-  return path;
-}
 
 /**
  * Starts the real servers once per jest run: an in-memory Temporal dev server

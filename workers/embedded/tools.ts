@@ -34,3 +34,9 @@ export function loadToolPaths(): ToolPaths {
   if (missing.length > 0) throw new Error(`${file} names no ${missing.join(', ')} (written by an older setup): run \`npm run setup\` again`);
   return tools as ToolPaths;
 }
+
+/** A tool setup may not have built yet (an older .ironflow/tools.json): its path, or what to run. */
+export function requireTool(path: string | undefined, name: string): string {
+  if (!path) throw new Error(`.ironflow/tools.json has no "${name}": run \`npm run setup\` (it builds scripts/build-upstream-webhooks.sh)`);
+  return path;
+}

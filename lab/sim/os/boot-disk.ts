@@ -26,7 +26,10 @@ export interface BootDiskOptions {
 
 export type OsState =
   | { kind: 'none'; reason: string }
-  | { kind: 'running'; rootDevice: string; role: OsRole; cluster: string; kubeconfigPath: string; apiserverStartMs?: number };
+  | { kind: 'running'; rootDevice: string; role: OsRole; cluster: string; kubeconfigPath: string; kubeletVersion: string; apiserverStartMs?: number };
+
+/** What a lab image's kubelet says it is when neither the image nor the user data names a version. */
+export const DEFAULT_LAB_KUBELET_VERSION = 'v1.37.2-ironflow-lab';
 
 export interface LabOs {
   /** Settles once the OS is up (or found nothing to run); never rejects. */
@@ -67,8 +70,10 @@ export function bootDisk(o: BootDiskOptions): LabOs {
       log(`control plane of ${ud.cluster} serves at ${apiserver.server} (${apiserverStartMs} ms); kubeconfig ${kubeconfigPath}`);
     }
     const labels = { ...ud.labels, ...(ud.role === 'control-plane' ? { 'node-role.kubernetes.io/control-plane': '' } : {}) };
-    agent = runNodeAgent({ server: o.server, kubeconfigPath, intervalMs: ud.nodeStatusUpdateSeconds * 1000, labels, signal: ac.signal, log: o.log });
-    return { kind: 'running', rootDevice: root.rootDevice, role: ud.role, cluster: ud.cluster, kubeconfigPath, apiserverStartMs };
+    // The kubelet is the image's: its version is the image's; the bootstrap config's only when the image names none.
+    const kubeletVersion = root.image.kubernetesVersion ?? ud.kubernetesVersion ?? DEFAULT_LAB_KUBELET_VERSION;
+    agent = runNodeAgent({ server: o.server, kubeconfigPath, intervalMs: ud.nodeStatusUpdateSeconds * 1000, labels, kubeletVersion, signal: ac.signal, log: o.log });
+    return { kind: 'running', rootDevice: root.rootDevice, role: ud.role, cluster: ud.cluster, kubeconfigPath, kubeletVersion, apiserverStartMs };
   };
 
   const state = start().catch((err: unknown): OsState => {

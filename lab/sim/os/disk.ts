@@ -23,12 +23,32 @@ export interface LabUserData {
   controlPlaneKubeconfig?: string;
   /** How often the node posts its status and renews its lease (kubelet default: 10). */
   nodeStatusUpdateSeconds: number;
+  /** The version the bootstrap config asks for (kubeadm's kubernetesVersion); the image's own version wins. */
+  kubernetesVersion?: string;
   labels: Record<string, string>;
+}
+
+/** What the image's first line says about itself: `IRONFLOW-LAB-IMAGE 1 kubernetesVersion=v1.34.1`. */
+export interface LabImageMetadata {
+  /** The Kubernetes version the image's kubelet is built for; the Node reports it. */
+  kubernetesVersion?: string;
 }
 
 export type RootDisk =
   | { bootable: false; reason: string }
-  | { bootable: true; rootDevice: string; userData?: LabUserData; userDataError?: string };
+  | { bootable: true; rootDevice: string; image: LabImageMetadata; userData?: LabUserData; userDataError?: string };
+
+const K8S_VERSION = /^v\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?$/;
+
+/** Parses the `key=value` words after `IRONFLOW-LAB-IMAGE 1` on the image's first line; unknown keys are ignored. */
+export function parseImageHeader(firstLine: string): LabImageMetadata {
+  const meta: LabImageMetadata = {};
+  for (const word of firstLine.trim().split(/\s+/).slice(2)) {
+    const [k, v] = word.split('=', 2);
+    if (k === 'kubernetesVersion' && v && K8S_VERSION.test(v)) meta.kubernetesVersion = v;
+  }
+  return meta;
+}
 
 async function readAt(path: string, offset: number, length: number): Promise<Buffer> {
   const fh = await open(path, 'r');
@@ -75,11 +95,15 @@ export function parseLabUserData(bytes: Buffer): LabUserData {
   const labels = (o.labels ?? {}) as Record<string, unknown>;
   if (typeof labels !== 'object' || Object.values(labels).some((v) => typeof v !== 'string')) throw new Error('user data ironflow.labels must map strings to strings');
   if (o.controlPlaneKubeconfig !== undefined && typeof o.controlPlaneKubeconfig !== 'string') throw new Error('user data ironflow.controlPlaneKubeconfig must be a path');
+  if (o.kubernetesVersion !== undefined && (typeof o.kubernetesVersion !== 'string' || !K8S_VERSION.test(o.kubernetesVersion))) {
+    throw new Error('user data ironflow.kubernetesVersion must look like v1.34.1');
+  }
   return {
     role: o.role,
     cluster: o.cluster,
     controlPlaneKubeconfig: o.controlPlaneKubeconfig as string | undefined,
     nodeStatusUpdateSeconds: secs,
+    kubernetesVersion: o.kubernetesVersion as string | undefined,
     labels: labels as Record<string, string>,
   };
 }
@@ -91,13 +115,14 @@ export function parseLabUserData(bytes: Buffer): LabUserData {
  */
 export async function findRootDisk(disks: Record<string, { path: string; sizeBytes: number }>): Promise<RootDisk> {
   for (const [name, d] of Object.entries(disks)) {
-    const head = await readAt(d.path, 0, LAB_IMAGE_MAGIC.length).catch(() => Buffer.alloc(0));
-    if (head.toString('latin1') !== LAB_IMAGE_MAGIC) continue;
+    const head = (await readAt(d.path, 0, 256).catch(() => Buffer.alloc(0))).toString('latin1');
+    if (!head.startsWith(LAB_IMAGE_MAGIC)) continue;
+    const image = parseImageHeader(head.split('\n')[0] ?? '');
     try {
       const bytes = await readUserDataRegion(d.path, d.sizeBytes);
-      return { bootable: true, rootDevice: name, userData: bytes ? parseLabUserData(bytes) : undefined };
+      return { bootable: true, rootDevice: name, image, userData: bytes ? parseLabUserData(bytes) : undefined };
     } catch (err) {
-      return { bootable: true, rootDevice: name, userDataError: (err as Error).message };
+      return { bootable: true, rootDevice: name, image, userDataError: (err as Error).message };
     }
   }
   return { bootable: false, reason: `no disk starts with ${LAB_IMAGE_MAGIC} (of ${Object.keys(disks).join(', ') || 'no disks'})` };
