@@ -18,6 +18,9 @@ import { AGENT_BOOT_FILES, AGENT_CMDLINE, PXE_PATHS } from '../../api/pxe';
 import type { HostRef } from '../../api/host';
 import type { BootRecord } from '../agent/session-state';
 
+/** How often the per-boot script tries to fetch the agent's kernel and initramfs before it gives up. */
+export const AGENT_FETCH_TRIES = 5;
+
 /** Kernel arguments the agent always gets, after Ironflow's own keys. */
 export const AGENT_BASE_ARGS = ['console=tty0', 'console=ttyS0,115200n8', 'panic=30'] as const;
 
@@ -93,9 +96,20 @@ export function renderHostScript(opts: { entry: BootRecord & { host: HostRef }; 
       return [
         ...header,
         `# boot ${entry.bootId}`,
-        `kernel ${kernelUrl} ${cmdline} || goto failed`,
-        `initrd ${initrdUrl} || goto failed`,
+        // This script is served once (its token would leak to a second fetch), so a lost kernel or
+        // initramfs transfer is retried here, as Ironic's boot script does, not by fetching the script again.
+        `set tries:int32 0`,
+        ':fetch',
+        `kernel ${kernelUrl} ${cmdline} || goto retry`,
+        `initrd ${initrdUrl} || goto retry`,
         'boot || goto failed',
+        ':retry',
+        'imgfree',
+        'inc tries',
+        `iseq \${tries} ${AGENT_FETCH_TRIES} && goto failed ||`,
+        'echo Ironflow: fetching the agent failed (try ${tries}); retrying',
+        'sleep ${tries}',
+        'goto fetch',
         ':failed',
         // Retrying is the workflow's job (it power-cycles on its own deadline); exiting keeps the machine from hanging here.
         'echo Ironflow: could not fetch or start the agent; exiting to the next boot device',

@@ -44,38 +44,51 @@ function host(scripts: Record<string, string>, failFirst: Record<string, number>
 
 const chain = renderChainScript({ baseUrl: BASE });
 const perMac = `${BASE}/boot/52-54-00-12-34-56.ipxe`;
-const entry = (mode: 'agent' | 'disk' | 'none') => ({ mac: MAC, host: { namespace: 'lab', name: 'h1' }, mode, bootId: 'b-1', kernelArgs: ['ironflow.token=t0k3n'], preparedAt: '2026-01-01T00:00:00Z' });
+const TOKEN = 'q0Z3bA8mYfV1Yx1pE9n2kQ7sL4cR6tU0wH5jG3dF2aB';
+const entry = (mode: 'agent' | 'disk' | 'none') => ({ mac: MAC, host: { namespace: 'lab', name: 'h1' }, mode, bootId: 'b-1', kernelArgs: ['lab.extra=1'], preparedAt: '2026-01-01T00:00:00Z' });
+const render = (mode: 'agent' | 'disk' | 'none') => renderHostScript({ entry: entry(mode), baseUrl: BASE, ...(mode === 'agent' ? { token: TOKEN } : {}) });
 
 describe("the lab's iPXE runner on Ironflow's scripts", () => {
   it('agent mode: chains to the per-MAC script, loads kernel and initrd, passes the kernel command line unchanged, boots', async () => {
-    const script = renderHostScript({ entry: entry('agent'), baseUrl: BASE });
+    const script = render('agent');
     const { h, calls, loaded } = host({ [perMac]: script });
     expect(await runIpxeScript(chain, h)).toEqual({ kind: 'boot' });
     expect(calls).toEqual([perMac, `${BASE}/files/ironflow-agent.vmlinuz`, `${BASE}/files/ironflow-agent.initramfs`]);
     // Exactly the words after the kernel URL on the script's kernel line (up to its `|| goto`), the extra argument included.
-    const kernelLine = /^kernel \S+ (.*?) \|\| goto failed$/m.exec(script)![1];
+    const kernelLine = /^kernel \S+ (.*?) \|\| goto retry$/m.exec(script)![1];
     expect(loaded.kernel!.args).toBe(kernelLine);
-    expect(loaded.kernel!.args.split(' ')).toEqual(expect.arrayContaining(['ironflow.boot=b-1', 'ironflow.token=t0k3n']));
+    expect(loaded.kernel!.args.split(' ')).toEqual(expect.arrayContaining(['ironflow.boot=b-1', `ironflow.token=${TOKEN}`, 'lab.extra=1']));
   });
 
   it('disk mode on BIOS: sanboot', async () => {
-    const { h } = host({ [perMac]: renderHostScript({ entry: entry('disk'), baseUrl: BASE }) });
+    const { h } = host({ [perMac]: render('disk') });
     expect(await runIpxeScript(chain, h)).toEqual({ kind: 'sanboot' });
   });
 
   it('none mode and unknown MACs exit non-zero, so the firmware tries its next boot device', async () => {
-    const none = host({ [perMac]: renderHostScript({ entry: entry('none'), baseUrl: BASE }) });
+    const none = host({ [perMac]: render('none') });
     expect(await runIpxeScript(chain, none.h)).toMatchObject({ kind: 'exit', code: 1 });
     const unknown = host({});
     const out = await runIpxeScript(chain, unknown.h);
     expect(out).toMatchObject({ kind: 'exit', code: 1, reason: expect.stringContaining('HTTP 404') });
   });
 
-  it('a kernel fetch that fails takes the script\'s "|| goto failed" path and the exit says what failed', async () => {
-    const { h, calls } = host({ [perMac]: renderHostScript({ entry: entry('agent'), baseUrl: BASE }) }, { [`${BASE}/files/ironflow-agent.vmlinuz`]: 1 });
+  it('a lost kernel transfer is retried inside the once-served script (growing sleeps), never by fetching the script again', async () => {
+    const kernel = `${BASE}/files/ironflow-agent.vmlinuz`;
+    const { h, calls, sleeps } = host({ [perMac]: render('agent') }, { [kernel]: 2 });
+    expect(await runIpxeScript(chain, h)).toEqual({ kind: 'boot' });
+    expect(calls.filter((c) => c === kernel)).toHaveLength(3);
+    expect(calls.filter((c) => c === perMac)).toHaveLength(1);
+    expect(sleeps).toEqual([1000, 2000]);
+  });
+
+  it('a kernel that cannot be fetched in 5 tries exits, saying what failed', async () => {
+    const kernel = `${BASE}/files/ironflow-agent.vmlinuz`;
+    const { h, calls } = host({ [perMac]: render('agent') }, { [kernel]: 99 });
     const out = await runIpxeScript(chain, h);
     expect(out).toMatchObject({ kind: 'exit', code: 1, reason: expect.stringMatching(/kernel http:\/\/10\.99\.0\.1:8080\/files\/ironflow-agent\.vmlinuz: Connection timed out/) });
-    // No initrd fetch after the failed kernel, no boot.
+    expect(calls.filter((c) => c === kernel)).toHaveLength(5);
+    // No initrd fetch after a failed kernel, no boot.
     expect(calls.filter((c) => c.endsWith('.initramfs'))).toEqual([]);
   });
 

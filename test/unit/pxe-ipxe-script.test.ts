@@ -37,10 +37,12 @@ describe('iPXE scripts', () => {
     const kernel = lines.find((l) => l.startsWith('kernel '))!;
     expect(kernel).toBe(
       `kernel ${base}/files/${AGENT_BOOT_FILES.kernel} initrd=${AGENT_BOOT_FILES.initramfs} ironflow.api=${base} ` +
-        `ironflow.boot=0b6f6c1e-3f7a-4e55-9d0e-1c2b3a4d5e6f ironflow.token=${token} console=tty0 console=ttyS0,115200n8 panic=30 ironflow.debug=1 || goto failed`,
+        `ironflow.boot=0b6f6c1e-3f7a-4e55-9d0e-1c2b3a4d5e6f ironflow.token=${token} console=tty0 console=ttyS0,115200n8 panic=30 ironflow.debug=1 || goto retry`,
     );
-    expect(lines).toContain(`initrd ${base}/files/${AGENT_BOOT_FILES.initramfs} || goto failed`);
+    expect(lines).toContain(`initrd ${base}/files/${AGENT_BOOT_FILES.initramfs} || goto retry`);
     expect(lines).toContain('boot || goto failed');
+    // Transfers are retried inside the script (it is served once), 5 tries with growing sleeps.
+    expect(lines).toEqual(expect.arrayContaining(['set tries:int32 0', 'inc tries', 'iseq ${tries} 5 && goto failed ||', 'sleep ${tries}', 'goto fetch']));
   });
 
   it('mode disk: sanboot the first disk on BIOS, exit to the firmware otherwise', () => {
