@@ -9,6 +9,13 @@ import { projectRoot } from '../api/project-root';
 import { loadUpstreamIndex, needsConversion, servesPath, upstreamCrd, upstreamWebhookConfigurations, upstreamWebhookPaths, type WebhookEndpoint } from './upstream-crds';
 
 /** Folder of Ironflow's CRD manifests (api/crds), from source, dist/ or a bench build. */
+/**
+ * How long a freshly applied CRD may take to be Established. Fifty upstream CRDs
+ * on a busy 2-core machine took over 30 s in the test suite; a plane should wait,
+ * not fail its start.
+ */
+const ESTABLISH_TIMEOUT_MS = 180_000;
+
 export function crdDirectory(): string {
   return join(projectRoot(__dirname), 'api', 'crds');
 }
@@ -223,14 +230,14 @@ export async function installCrds(kc: KubeConfig, opts: InstallCrdsOptions = {})
   await Promise.all(
     toApply.map((crd) => apply('apiextensions.k8s.io', 'customresourcedefinitions', { ...crd, metadata: { ...crd.metadata, labels: { ...crd.metadata?.labels, [CRD_OWNER_LABEL.key]: CRD_OWNER_LABEL.value } } })),
   );
-  const deadline = Date.now() + (opts.timeoutMs ?? 30_000);
+  const deadline = Date.now() + (opts.timeoutMs ?? ESTABLISH_TIMEOUT_MS);
   await Promise.all(
     crds.map(async (crd) => {
       const name = crd.metadata?.name ?? '';
       for (;;) {
         const live = await ext.readCustomResourceDefinition({ name });
         if (live.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True')) return;
-        if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after ${opts.timeoutMs ?? 30_000} ms`);
+        if (Date.now() > deadline) throw new Error(`CRD ${name} not Established after ${opts.timeoutMs ?? ESTABLISH_TIMEOUT_MS} ms: the kube-apiserver is overloaded or its webhook server does not answer`);
         await sleep(100);
       }
     }),
