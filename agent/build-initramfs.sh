@@ -8,7 +8,7 @@
 #   agent/build-initramfs.sh OUTDIR [KERNEL_VERSION]     e.g. 6.1.0-56-amd64
 #
 # The initramfs holds: /init (below), busybox and its applet links, the
-# virtio modules (insmod'ed in the order LAB.md measured: Debian ships them
+# virtio modules (insmod'ed in the order measured on this project's machines: Debian ships them
 # as modules without a usable modules.dep), a udhcpc script, and the agent.
 set -euo pipefail
 

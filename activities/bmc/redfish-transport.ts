@@ -66,7 +66,7 @@ const TLS_VERIFY_CODES = new Set([
 
 /**
  * The HTTP layer under redfish-client (which would always use https, never
- * verify certificates, and only ever authenticate with sessions; LAB.md):
+ * verify certificates, and only ever authenticate with sessions):
  *
  * - TLS is verified by default, with an optional per-BMC CA bundle, and can be
  *   turned off per host (`spec.bmc.disableCertificateVerification`).

@@ -4,7 +4,7 @@
  * Both servers answer machines on the provisioning network, which Ironflow
  * does not trust: a request must never reach a file outside the root, neither
  * with `../`, an absolute path, nor a symlink placed in the root that points
- * out of it (node-tftp on its own follows such symlinks, LAB.md).
+ * out of it (node-tftp on its own follows such symlinks, as tested in test/integration/pxe-tftp.test.ts).
  *
  * The check is made on the file descriptor actually opened
  * (`/proc/self/fd/<fd>` names the file the kernel opened, after every symlink

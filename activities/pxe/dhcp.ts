@@ -8,7 +8,7 @@
  *   UEFI), but only for files that exist in the TFTP root.
  * - Proxy mode (`dhcp-range=<net>,proxy`) when another DHCP server owns the
  *   addresses: dnsmasq then only answers PXE clients with boot information.
- * - LAB.md speed-ups: `enable-ra` + an ra-only ULA range (else iPXE waits
+ * - Measured speed-ups: `enable-ra` + an ra-only ULA range (else iPXE waits
  *   ~16 s for an IPv6 router advertisement), `encap:175,176,1b` (else iPXE
  *   waits ~3 s for ProxyDHCP), `no-ping`.
  * - Leases and the log live under the state dir; every MAC dnsmasq answers
@@ -41,7 +41,7 @@ export interface DhcpConfigOptions {
   tftpServer?: string;
   /** TFTP root, to offer only the iPXE binaries that are there. */
   tftpRoot?: string;
-  /** ULA prefix for router advertisements (LAB.md: iPXE otherwise waits ~16 s for IPv6). null = no RA. */
+  /** ULA prefix for router advertisements (iPXE otherwise waits ~16 s for IPv6, measured). null = no RA. */
   raPrefix?: string | null;
   stateDir: string;
 }

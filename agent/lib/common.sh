@@ -41,7 +41,7 @@ jget_bool() { printf '%s' "$1" | sed -n "s/.*\"$2\":\(true\|false\).*/\1/p" | he
 # jget_obj JSON KEY -> the inside of a flat object "KEY":{...} (no nesting).
 jget_obj() { printf '%s' "$1" | sed -n "s/.*\"$2\":{\([^}]*\)}.*/\1/p" | head -n 1; }
 
-# HTTP via busybox wget. wget -T segfaults in busybox 1.35 (LAB.md), so every
+# HTTP via busybox wget. wget -T segfaults in busybox 1.35 (seen on Debian 12), so every
 # call is wrapped in `timeout`. The token travels in a header only, never in
 # a URL, so it does not end up in server access logs.
 # api_call METHOD PATH [BODYFILE] -> body on stdout; return 0 on 2xx.

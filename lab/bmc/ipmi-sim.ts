@@ -84,7 +84,7 @@ function confString(what: string, v: string): string {
 
 /**
  * ipmi_sim's lan.conf for one BMC on a loopback UDP port: user 2 is the admin
- * (LAB.md), and every chassis action runs `chassisCommand` (ipmi_sim appends
+ * (measured: without it ipmitool stalls), and every chassis action runs `chassisCommand` (ipmi_sim appends
  * the operation and its arguments). Holds the password: write it 0600.
  */
 export function renderLanConf(o: { name: string; port: number; username: string; password: string; chassisCommand: string }): string {
@@ -108,7 +108,7 @@ export function renderLanConf(o: { name: string; port: number; username: string;
 
 /**
  * Starts one `ipmi_sim` (IPMI 2.0 over RMCP+ on a loopback UDP port) for one
- * lab server, configured as LAB.md measured: user 2 is the admin with the
+ * lab server, configured as measured to work: user 2 is the admin with the
  * given credentials, MC 0x20 with the chassis device.
  */
 export async function startIpmiSim(o: StartIpmiSimOptions): Promise<IpmiSim> {

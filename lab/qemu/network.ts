@@ -1,5 +1,5 @@
 /**
- * The lab's provisioning network for QEMU machines (LAB.md "PXE boot of a
+ * The lab's provisioning network for QEMU machines (the measured recipe "PXE boot of a
  * QEMU machine"): a network namespace of its own per run, a bridge with
  * 10.99.0.1/24 and a ULA (nodad, so router advertisements go out at once),
  * one tap per VM on the bridge. Everything network-facing on that network

@@ -1,5 +1,5 @@
 /**
- * One lab machine as a real QEMU virtual machine (LAB.md recipes): TCG (KVM
+ * One lab machine as a real QEMU virtual machine (a recipe measured on 2 cores): TCG (KVM
  * is unusable here), 512 MB, a raw disk and a virtio-net NIC whose option
  * ROM is iPXE (Debian ipxe-qemu), both with a `bootindex` and
  * `-boot strict=on`, so the boot device is exactly what the BMC last set.
@@ -8,7 +8,7 @@
  * through QMP: the BMC (bmc.ts) has its own monitor socket, the lab another,
  * since a QMP socket serves one client at a time. `-no-shutdown` keeps QEMU
  * alive when the guest powers off (status `shutdown`), so the BMC can power
- * it on again with `system_reset` + `cont`; no `-no-reboot` (LAB.md).
+ * it on again with `system_reset` + `cont`; no `-no-reboot` (a BMC-managed VM must come back on a reset).
  * The serial console goes to a file, for post-mortems.
  */
 import { existsSync, mkdirSync, openSync, closeSync, ftruncateSync, readFileSync } from 'node:fs';

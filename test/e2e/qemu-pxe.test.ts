@@ -46,9 +46,10 @@ const BOOT_DIR = resolve(__dirname, '../../.ironflow/boot');
 const HTTP_PORT = 8080;
 const USER = 'admin';
 const PASSWORD = 'qemu-bmc-pass-7';
-/** LAB.md: 2 VMs ~8 s each, 3 ~11 s on this machine's 2 cores; more is not a test's business. */
+/** Measured on 2 cores: 2 VMs ~8 s each, 3 ~11 s; more is not a test's business. */
 const VMS = Math.min(3, Math.max(1, Number(process.env.IRONFLOW_QEMU_VMS ?? 1) || 1));
-const REPORT_DEADLINE_MS = 90_000;
+/** TCG is slow on a loaded 2-core machine (the kernel alone took over 60 s under load 16): generous, but bounded. */
+const REPORT_DEADLINE_MS = 240_000;
 /** iPXE sends its DHCPDISCOVER ~2.3 s after power-on (measured): 6 s of silence means it did not PXE-boot. */
 const NO_PXE_WINDOW_MS = 6_000;
 

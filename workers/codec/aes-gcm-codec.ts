@@ -3,7 +3,7 @@
  * results, signals, failures' details): AES-256-GCM, a fresh 12-byte IV per
  * payload, the key id in the metadata so keys can rotate (old ids still
  * decrypt). This is the second wall: secrets never enter payloads in the
- * first place (DESIGN.md §1).
+ * first place (README.md, "Payload encryption").
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
